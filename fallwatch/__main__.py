@@ -1,0 +1,3 @@
+from fallwatch.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,191 @@
+"""Output sinks. Each takes `write(frame, result)` per frame and `close()` once.
+
+`frames.jsonl` is flushed every frame so an interrupted run keeps every finished frame; JSON documents are written
+to a temporary file and renamed so a reader never sees half a file; the video is encoded on a writer thread.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import queue
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from fallwatch.types import FallEvent, Frame, FrameResult
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
+    os.replace(tmp, path)
+
+
+def _r(x: float, digits: int) -> float | None:
+    x = float(x)
+    return round(x, digits) if math.isfinite(x) else None
+
+
+def persons_of(result: FrameResult) -> list[dict[str, Any]]:
+    """The `persons` list of one frames.jsonl line. Fields of stages that did not run are absent, not faked."""
+    if result.tracks is not None:
+        boxes, scores, ids = result.tracks.boxes, result.tracks.scores, result.tracks.ids
+    else:
+        boxes, scores, ids = result.detections.boxes, result.detections.scores, None
+    persons = []
+    for i in range(len(boxes)):
+        person: dict[str, Any] = {}
+        if ids is not None:
+            person["id"] = int(ids[i])
+        person["box"] = [_r(v, 1) for v in boxes[i]]
+        person["score"] = _r(scores[i], 3)
+        if result.poses is not None:
+            kp = result.poses.keypoints[i]
+            person["keypoints"] = [[_r(x, 1), _r(y, 1), _r(s, 3)] for x, y, s in kp]
+        if result.actions is not None:
+            p = result.actions.fall_prob[i]
+            person["fall_prob"] = _r(p, 3) if np.isfinite(p) else None
+            person["state"] = result.actions.state[i]
+        persons.append(person)
+    return persons
+
+
+def event_dict(event: FallEvent) -> dict[str, Any]:
+    return {
+        "id": int(event.id),
+        "start_frame": int(event.start_frame),
+        "end_frame": None if event.end_frame is None else int(event.end_frame),
+        "start_time": _r(event.start_time, 3),
+        "end_time": None if event.end_time is None else _r(event.end_time, 3),
+        "peak_prob": _r(event.peak_prob, 3),
+        "box_at_start": [_r(v, 1) for v in event.box_at_start],
+    }
+
+
+class JsonlSink:
+    """One JSON object per frame, flushed as soon as the frame is done."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._fh = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    def write(self, frame: Frame, result: FrameResult) -> None:
+        line = {"frame": result.index, "time": _r(result.time, 3), "persons": persons_of(result)}
+        self._fh.write(json.dumps(line, separators=(",", ":"), allow_nan=False) + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()
+
+
+class MotSink:
+    """MOTChallenge rows `frame,id,left,top,width,height,conf,-1,-1,-1` with 1-based frames (tracked runs only)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._fh = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    def write(self, frame: Frame, result: FrameResult) -> None:
+        tracks = result.tracks
+        if tracks is None:
+            return
+        rows = []
+        for tid, (x1, y1, x2, y2), s in zip(tracks.ids, tracks.boxes, tracks.scores, strict=True):
+            rows.append(f"{result.index + 1},{int(tid)},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{s:.3f},-1,-1,-1\n")
+        self._fh.write("".join(rows))
+        self._fh.flush()
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()
+
+
+class EventSink:
+    """`events.json`: rewritten whenever an event closes and once at the end; open events have `end_frame: null`."""
+
+    def __init__(self, path: Path, source: str, fps: float):
+        self.path = path
+        self._head = {"source": source, "fps": _r(fps, 3)}
+        self._events: dict[tuple[int, int], FallEvent] = {}
+        self._dump()
+
+    @property
+    def events(self) -> list[FallEvent]:
+        return list(self._events.values())
+
+    def write(self, frame: Frame, result: FrameResult) -> None:
+        closed = False
+        for event in result.events:
+            self._events[(event.id, event.start_frame)] = event
+            closed |= event.end_frame is not None
+        if closed:
+            self._dump()
+
+    def _dump(self) -> None:
+        events = sorted(self._events.values(), key=lambda e: (e.start_frame, e.id))
+        write_json_atomic(self.path, {**self._head, "events": [event_dict(e) for e in events]})
+
+    def close(self) -> None:
+        self._dump()
+
+
+class VideoSink:
+    """Annotated video, same size, rate and frame count as the input, encoded on a writer thread."""
+
+    def __init__(
+        self,
+        path: Path,
+        fps: float,
+        size: tuple[int, int],
+        codec: str,
+        annotate: Callable[[np.ndarray, FrameResult], np.ndarray],
+        queue_size: int,
+    ):
+        self.path = path
+        self.size = size
+        self._annotate = annotate
+        self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, size)
+        if not self._writer.isOpened():
+            raise OSError(f"cannot open a {codec} video writer for {path}")
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._error: BaseException | None = None
+        self.frames_written = 0
+        self._thread = threading.Thread(target=self._run, name="fallwatch-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self._error is not None:
+                continue
+            try:
+                image, result = item
+                canvas = self._annotate(image.copy(), result)
+                if (canvas.shape[1], canvas.shape[0]) != self.size:
+                    canvas = cv2.resize(canvas, self.size, interpolation=cv2.INTER_AREA)
+                self._writer.write(canvas)
+                self.frames_written += 1
+            except Exception as exc:  # reported on the main thread at the next write/close
+                self._error = exc
+
+    def write(self, frame: Frame, result: FrameResult) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put((frame.image, result))
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        self._writer.release()
+        if self._error is not None:
+            raise self._error

@@ -1,0 +1,330 @@
+"""The corridor: the only module where the stages meet.
+
+frames -> detect -> track -> (pose -> action) -> sinks. Each stage is built from its own config section, exposes one
+call and keeps its own state; this module times them, streams results to the sinks and writes the run summary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import platform
+import signal
+import sys
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fallwatch import __version__
+from fallwatch.config import Config
+from fallwatch.detect import YoloDetector
+from fallwatch.device import select_device
+from fallwatch.errors import FallwatchError
+from fallwatch.io.sinks import EventSink, JsonlSink, MotSink, VideoSink, write_json_atomic
+from fallwatch.io.sources import FrameSource, ReaderSettings, SourceInfo, open_source
+from fallwatch.track import build_tracker
+from fallwatch.types import Frame, FrameResult
+from fallwatch.viz import annotate
+from fallwatch.weights import ResolvedWeights, resolve
+
+
+class OutputError(FallwatchError, OSError):
+    """An output folder or file that cannot be written; the message is one line."""
+
+
+@dataclass
+class StageTimer:
+    """Accumulated wall time per stage, in seconds."""
+
+    total: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    calls: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.total[stage] += time.perf_counter() - t0
+            self.calls[stage] += 1
+
+    def mean_ms(self) -> dict[str, float]:
+        return {k: round(1000 * v / max(self.calls[k], 1), 3) for k, v in self.total.items()}
+
+
+@dataclass
+class RunResult:
+    status: str  # complete | interrupted | failed
+    frames: int
+    outdir: Path
+    outputs: dict[str, str]
+    summary: dict[str, Any]
+
+
+def output_paths(outdir: Path, name: str, cfg: Config) -> dict[str, Path]:
+    wanted = {
+        "video": (cfg.output.video, f"{name}.mp4"),
+        "jsonl": (cfg.output.jsonl, f"{name}.frames.jsonl"),
+        "events": (cfg.output.events, f"{name}.events.json"),
+        "summary": (cfg.output.summary, f"{name}.summary.json"),
+        "mot": (cfg.output.mot and cfg.track.enabled, f"{name}.mot.txt"),
+    }
+    return {key: outdir / fname for key, (on, fname) in wanted.items() if on}
+
+
+def next_run_dir(root: Path, stem: str = "run") -> Path:
+    """ultralytics-style auto-increment: root/run, root/run2, root/run3, ..."""
+    candidate, n = root / stem, 1
+    while candidate.exists():
+        n += 1
+        candidate = root / f"{stem}{n}"
+    return candidate
+
+
+class Pipeline:
+    """Build every configured stage once; `run()` streams a source through them into the sinks."""
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.device = select_device(cfg.run.device)
+        self.models: dict[str, ResolvedWeights] = {"detect": resolve(cfg.detect.model, cfg.run.allow_download)}
+        self.detector = YoloDetector(cfg.detect, self.models["detect"], self.device)
+        self.tracker_factory = (lambda fps: build_tracker(cfg.track, fps)) if cfg.track.enabled else None
+        self.timer = StageTimer()
+
+    def process(self, frame: Frame, tracker=None) -> FrameResult:
+        """Run every stage on one frame."""
+        with self.timer("detect"):
+            detections = self.detector(frame.image)
+        tracks = None
+        if tracker is not None:
+            with self.timer("track"):
+                tracks = tracker.update(detections, frame.image)
+        return FrameResult(index=frame.index, time=frame.time, detections=detections, tracks=tracks)
+
+    def run(self, source: str, outdir: Path, max_frames: int | None = None, progress: bool | None = None) -> RunResult:
+        """Process `source` into `outdir`. Ctrl-C / SIGTERM end the run cleanly with status `interrupted`."""
+        cfg = self.cfg
+        settings = ReaderSettings.from_config(cfg.run)
+        max_frames = max_frames if max_frames is not None else cfg.run.max_frames
+        with open_source(source, settings) as src:
+            paths = self._prepare_outputs(outdir, src.info)
+            tracker = self.tracker_factory(src.info.fps) if self.tracker_factory else None
+            sinks = self._open_sinks(paths, src.info)
+            started, t0 = dt.datetime.now(dt.timezone.utc), time.perf_counter()
+            status, error, frames, counts = "complete", None, 0, _Counts()
+            signals = _SignalGuard()
+            signals.terminate_as_interrupt()
+            bar = self._progress(src.info, max_frames, progress)
+            try:
+                frames = self._loop(src, tracker, sinks, max_frames, counts, bar)
+            except KeyboardInterrupt:
+                status = "interrupted"
+            except Exception as exc:
+                status, error = "failed", f"{type(exc).__name__}: {exc}"
+                raise
+            finally:
+                signals.ignore()  # a second Ctrl-C must not leave the outputs half-written
+                try:
+                    if bar is not None:
+                        bar.close()
+                    frames = max(frames, counts.frames)
+                    close_error = _close_all(sinks.values())
+                    if close_error and status == "complete":
+                        status, error = "failed", close_error
+                    wall = time.perf_counter() - t0
+                    summary = self._summary(src, paths, status, error, counts, started, wall, sinks.get("video"))
+                    if "summary" in paths:
+                        write_json_atomic(paths["summary"], summary)
+                finally:
+                    signals.restore()
+        return RunResult(status, frames, outdir, {k: str(v) for k, v in paths.items()}, summary)
+
+    def _loop(self, src: FrameSource, tracker, sinks: dict, max_frames: int | None, counts, bar) -> int:
+        frames_iter = iter(src)
+        while max_frames is None or counts.frames < max_frames:
+            with self.timer("read"):
+                frame = next(frames_iter, None)
+            if frame is None:
+                break
+            result = self.process(frame, tracker)
+            with self.timer("write"):
+                for sink in sinks.values():
+                    sink.write(frame, result)
+            counts.add(result)
+            if bar is not None:
+                bar.update(1)
+        return counts.frames
+
+    def _prepare_outputs(self, outdir: Path, info: SourceInfo) -> dict[str, Path]:
+        try:
+            outdir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create output folder {outdir}: {exc.strerror or exc}") from None
+        if not _writable(outdir):
+            raise OutputError(f"output folder {outdir} is not writable")
+        paths = output_paths(outdir, info.name, self.cfg)
+        if info.kind == "file" and any(p.resolve() == Path(info.spec).resolve() for p in paths.values()):
+            raise OutputError(f"output would overwrite the input {info.spec}: choose another -o folder")
+        return paths
+
+    def _open_sinks(self, paths: dict[str, Path], info: SourceInfo) -> dict[str, Any]:
+        out = self.cfg.output
+        sinks: dict[str, Any] = {}
+        try:
+            if "jsonl" in paths:
+                sinks["jsonl"] = JsonlSink(paths["jsonl"])
+            if "mot" in paths:
+                sinks["mot"] = MotSink(paths["mot"])
+            if "events" in paths:
+                sinks["events"] = EventSink(paths["events"], Path(info.spec).name, info.fps)
+            if "video" in paths:
+                sinks["video"] = VideoSink(
+                    paths["video"],
+                    info.fps,
+                    (info.width, info.height),
+                    out.video_codec,
+                    lambda image, result: annotate(image, result, out.line_width, out.draw_scores),
+                    self.cfg.run.queue_size,
+                )
+        except OSError as exc:
+            _close_all(sinks.values())
+            raise OutputError(f"cannot write outputs in {next(iter(paths.values())).parent}: {exc}") from None
+        return sinks
+
+    def _progress(self, info: SourceInfo, max_frames: int | None, progress: bool | None):
+        show = self.cfg.run.progress if progress is None else progress
+        if not show or info.is_live:
+            return None
+        from tqdm import tqdm
+
+        total = info.frame_count
+        if max_frames is not None:
+            total = min(total, max_frames) if total else max_frames
+        return tqdm(total=total, unit="frame", desc=info.name, dynamic_ncols=True, file=sys.stderr, leave=False)
+
+    def _summary(self, src, paths, status, error, counts, started, wall, video) -> dict[str, Any]:
+        info = src.info
+        timing = self.timer.mean_ms()
+        return {
+            "fallwatch": __version__,
+            "status": status,
+            "error": error,
+            "input": {
+                "path": info.spec,
+                "kind": info.kind,
+                "frames": counts.frames,
+                "frames_declared": info.frame_count,
+                "frames_dropped": src.dropped,
+                "fps": round(info.fps, 3),
+                "width": info.width,
+                "height": info.height,
+            },
+            "outputs": {k: str(v) for k, v in paths.items()},
+            "video_frames": video.frames_written if video is not None else None,
+            "device": self.device,
+            "models": {
+                stage: {"name": w.name, "file": str(w.path), "sha256": w.sha256, "found_in": w.source}
+                for stage, w in self.models.items()
+            },
+            "timing_ms": timing,
+            "throughput_fps": round(counts.frames / wall, 3) if wall > 0 else None,
+            "wall_s": round(wall, 3),
+            "counts": counts.as_dict(),
+            "config": self.cfg.to_dict(),
+            "versions": _versions(),
+            "started_at": started.isoformat(timespec="seconds"),
+            "ended_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+
+
+@dataclass
+class _Counts:
+    frames: int = 0
+    detections: int = 0
+    persons: int = 0
+    ids: set = field(default_factory=set)
+    events: set = field(default_factory=set)
+
+    def add(self, result: FrameResult) -> None:
+        self.frames += 1
+        self.detections += len(result.detections)
+        if result.tracks is not None:
+            self.persons += len(result.tracks)
+            self.ids.update(int(i) for i in result.tracks.ids)
+        else:
+            self.persons += len(result.detections)
+        self.events.update((e.id, e.start_frame) for e in result.events)
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "frames": self.frames,
+            "detections": self.detections,
+            "persons": self.persons,
+            "tracks": len(self.ids),
+            "events": len(self.events),
+        }
+
+
+def _close_all(sinks) -> str | None:
+    error = None
+    for sink in sinks:
+        try:
+            sink.close()
+        except Exception as exc:  # keep closing the others: every finished frame must reach disk
+            error = error or f"{type(exc).__name__}: {exc}"
+    return error
+
+
+def _writable(folder: Path) -> bool:
+    probe = folder / ".fallwatch-write-test"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+        return True
+    except OSError:
+        return False
+
+
+class _SignalGuard:
+    """SIGTERM behaves like Ctrl-C during a run; both are ignored while outputs are finalised (main thread only)."""
+
+    def __init__(self) -> None:
+        self._active = threading.current_thread() is threading.main_thread()
+        self._saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)} if self._active else {}
+
+    def terminate_as_interrupt(self) -> None:
+        if self._active:
+            signal.signal(signal.SIGTERM, _raise_interrupt)
+
+    def ignore(self) -> None:
+        if self._active:
+            for s in self._saved:
+                signal.signal(s, signal.SIG_IGN)
+
+    def restore(self) -> None:
+        for s, handler in self._saved.items():
+            signal.signal(s, handler)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _versions() -> dict[str, str]:
+    import cv2
+    import torch
+
+    versions = {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__}
+    versions["opencv"] = cv2.__version__
+    with contextlib.suppress(Exception):
+        import ultralytics
+
+        versions["ultralytics"] = ultralytics.__version__
+    return versions

@@ -1,0 +1,138 @@
+"""Data passed between stages: small frozen dataclasses of plain numpy arrays, aligned by row.
+
+No framework object (torch tensor, ultralytics result, cv2 handle) crosses a stage boundary, so each stage can be
+swapped, tested and replayed on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+NUM_KEYPOINTS = 17
+COCO_KEYPOINT_NAMES = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
+    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip",
+    "left_knee", "right_knee", "left_ankle", "right_ankle",
+)  # fmt: skip
+
+
+def _f32(a, shape_tail: tuple[int, ...]) -> np.ndarray:
+    arr = np.asarray(a, dtype=np.float32)
+    if arr.size == 0:
+        return np.zeros((0, *shape_tail), np.float32)
+    return arr.reshape(-1, *shape_tail)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame. `time` is seconds from the source's own timestamps (index / fps as a fallback)."""
+
+    index: int
+    time: float
+    image: np.ndarray  # H x W x 3 uint8, BGR
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) in pixels."""
+        return int(self.image.shape[1]), int(self.image.shape[0])
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Person boxes from the detector: `boxes` (N, 4) xyxy frame pixels, `scores` (N,)."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "boxes", _f32(self.boxes, (4,)))
+        object.__setattr__(self, "scores", _f32(self.scores, ()).reshape(-1))
+        if len(self.boxes) != len(self.scores):
+            raise ValueError(f"{len(self.boxes)} boxes but {len(self.scores)} scores")
+
+    @classmethod
+    def empty(cls) -> Detections:
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+
+@dataclass(frozen=True)
+class Tracks:
+    """Tracked persons this frame: `ids` (M,), `boxes` (M, 4) xyxy, `scores` (M,); `ended` lists ids the tracker
+    removed this frame, so later stages can free their per-track state."""
+
+    ids: np.ndarray
+    boxes: np.ndarray
+    scores: np.ndarray
+    ended: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ids", np.asarray(self.ids, dtype=np.int64).reshape(-1))
+        object.__setattr__(self, "boxes", _f32(self.boxes, (4,)))
+        object.__setattr__(self, "scores", _f32(self.scores, ()).reshape(-1))
+        if not (len(self.ids) == len(self.boxes) == len(self.scores)):
+            raise ValueError("ids, boxes and scores must have the same number of rows")
+
+    @classmethod
+    def empty(cls, ended: tuple[int, ...] = ()) -> Tracks:
+        return cls(np.zeros(0, np.int64), np.zeros((0, 4), np.float32), np.zeros(0, np.float32), ended)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass(frozen=True)
+class Poses:
+    """Keypoints aligned with `Tracks`: (M, 17, 3) of x, y (frame pixels) and score."""
+
+    keypoints: np.ndarray
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "keypoints", _f32(self.keypoints, (NUM_KEYPOINTS, 3)))
+
+    def __len__(self) -> int:
+        return len(self.keypoints)
+
+
+STATES = ("ok", "pending", "fallen")
+
+
+@dataclass(frozen=True)
+class Actions:
+    """Fall recognition aligned with `Tracks`: `fall_prob` (M,) NaN until the window is ready; `state` (M,) str."""
+
+    fall_prob: np.ndarray
+    state: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.state)
+
+
+@dataclass(frozen=True)
+class FallEvent:
+    """A fall of one track, opened when confirmed and closed when the probability drops below the off-threshold."""
+
+    id: int
+    start_frame: int
+    start_time: float
+    peak_prob: float
+    box_at_start: tuple[float, float, float, float]
+    end_frame: int | None = None
+    end_time: float | None = None
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """Everything known about one frame after the last stage. Stages not configured leave their field None."""
+
+    index: int
+    time: float
+    detections: Detections
+    tracks: Tracks | None = None
+    poses: Poses | None = None
+    actions: Actions | None = None
+    events: tuple[FallEvent, ...] = field(default_factory=tuple)

@@ -1,0 +1,61 @@
+"""Shared fixtures: real data from ../shared, real weights through $FALLWATCH_WEIGHTS, and one real CLI run of a
+MOT sequence reused by many assertions (the expensive part of the suite)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("FALLWATCH_SHARED", ROOT.parent / "shared"))
+DATA = SHARED / "data"
+os.environ.setdefault("FALLWATCH_WEIGHTS", str(SHARED / "weights"))
+os.environ["FALLWATCH_OFFLINE"] = "1"  # tests never download
+os.environ.setdefault("YOLO_VERBOSE", "False")
+
+TUD_CAMPUS = DATA / "mot" / "TUD-Campus"
+PETS = DATA / "mot" / "PETS09-S2L1"
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """The real console entry point in a subprocess, as a user would run it."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "fallwatch", *args], capture_output=True, text=True, env=full_env, timeout=timeout
+    )
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="session")
+def weights_dir() -> Path:
+    path = Path(os.environ["FALLWATCH_WEIGHTS"])
+    assert (path / "yolov8n-coco" / "yolov8n.pt").is_file(), f"real weights expected under {path}"
+    return path
+
+
+@pytest.fixture(scope="session")
+def tud_run(tmp_path_factory, weights_dir) -> dict:
+    """`fallwatch run` on the real TUD-Campus sequence (71 frames, 8 people) with the real YOLOv8n, once."""
+    out = tmp_path_factory.mktemp("tud")
+    video = TUD_CAMPUS / "TUD-Campus.mp4"
+    proc = run_cli("run", str(video), "-o", str(out), "--mot", "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    name = video.stem
+    return {
+        "proc": proc,
+        "out": out,
+        "input": video,
+        "video": out / f"{name}.mp4",
+        "jsonl": out / f"{name}.frames.jsonl",
+        "events": out / f"{name}.events.json",
+        "summary": out / f"{name}.summary.json",
+        "mot": out / f"{name}.mot.txt",
+    }
