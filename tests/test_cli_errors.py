@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
-import numpy as np
 import pytest
 from conftest import TUD_CAMPUS, run_cli
 
@@ -35,7 +36,7 @@ def test_not_a_video(tmp_path):
 
 
 def test_truncated_video(tmp_path):
-    data = open(VIDEO, "rb").read()
+    data = Path(VIDEO).read_bytes()
     bad = tmp_path / "cut.mp4"
     bad.write_bytes(data[: len(data) // 50])  # header cut short: moov atom lost
     proc = run_cli("run", str(bad), "-o", str(tmp_path / "out"))
@@ -65,10 +66,10 @@ def test_unwritable_output_folder(tmp_path):
 
 def test_output_cannot_overwrite_input(tmp_path):
     clip = tmp_path / "clip.mp4"
-    clip.write_bytes(open(VIDEO, "rb").read())
+    clip.write_bytes(Path(VIDEO).read_bytes())
     proc = run_cli("run", str(clip), "-o", str(tmp_path), "--max-frames", "1")
     _assert_one_line_error(proc, "overwrite the input")
-    assert clip.read_bytes() == open(VIDEO, "rb").read()
+    assert clip.read_bytes() == Path(VIDEO).read_bytes()
 
 
 def test_unknown_config_key_lists_valid_ones(tmp_path):
@@ -139,3 +140,16 @@ def test_folder_of_images_runs(tmp_path):
     lines = (tmp_path / "out" / "frames.frames.jsonl").read_text().splitlines()
     assert len(lines) == 3
     assert not (tmp_path / "out" / "frames.mp4").exists()
+
+
+def test_unreachable_stream(tmp_path):
+    proc = run_cli("run", "rtsp://127.0.0.1:9/none", "-o", str(tmp_path / "out"), timeout=120)
+    _assert_one_line_error(proc, "cannot open stream")
+    assert not (tmp_path / "out").exists()
+
+
+def test_models_lists_what_is_found(weights_dir):
+    proc = run_cli("models")
+    assert proc.returncode == 0, proc.stderr
+    line = next(line for line in proc.stdout.splitlines() if line.startswith("yolov8n "))
+    assert "found:" in line and "yolov8n.pt" in line and "[used by detect]" in line

@@ -98,7 +98,8 @@ class MotSink:
             return
         rows = []
         for tid, (x1, y1, x2, y2), s in zip(tracks.ids, tracks.boxes, tracks.scores, strict=True):
-            rows.append(f"{result.index + 1},{int(tid)},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{s:.3f},-1,-1,-1\n")
+            w, h = x2 - x1, y2 - y1
+            rows.append(f"{result.index + 1},{int(tid)},{x1:.2f},{y1:.2f},{w:.2f},{h:.2f},{s:.3f},-1,-1,-1\n")
         self._fh.write("".join(rows))
         self._fh.flush()
 

@@ -7,6 +7,7 @@ a dropped network stream is reopened with exponential back-off.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import re
@@ -84,37 +85,22 @@ class FrameSource:
                     break
                 self._put(frame)
         except Exception as exc:  # forwarded to the consumer, raised there
-            self._put(exc, force=True)
+            self._put(exc)
         finally:
-            self._put(self._DONE, force=True)
+            self._put(self._DONE)
 
-    def _put(self, item, force: bool = False) -> None:
-        if self.info.is_live and not force:
-            while True:
-                try:
-                    self._queue.put_nowait(item)
-                    return
-                except queue.Full:
-                    try:
-                        self._queue.get_nowait()  # drop the stalest frame, keep the newest
-                        self.dropped += 1
-                    except queue.Empty:
-                        pass
+    def _put(self, item) -> None:
+        """Files: wait for room, never drop. Live: make room by dropping the stalest frame."""
+        live = self.info.is_live
         while not self._stop.is_set():
             try:
-                self._queue.put(item, timeout=0.1)
+                self._queue.put(item, block=not live, timeout=None if live else 0.1)
                 return
             except queue.Full:
-                if force and self.info.is_live:
-                    try:
+                if live:
+                    with contextlib.suppress(queue.Empty):
                         self._queue.get_nowait()
-                    except queue.Empty:
-                        pass
-        if force:  # consumer is gone; make sure a sentinel is there if anyone still reads
-            try:
-                self._queue.put_nowait(item)
-            except queue.Full:
-                pass
+                        self.dropped += 1
 
     def __iter__(self) -> Iterator[Frame]:
         if not self._started:

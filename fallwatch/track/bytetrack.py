@@ -117,12 +117,13 @@ class ByteTracker:
         """Drop non-finite and empty boxes, clip to the frame; never filter on aspect ratio."""
         boxes = np.asarray(detections.boxes, np.float64).reshape(-1, 4)
         scores = np.asarray(detections.scores, np.float64).reshape(-1)
+        finite = np.isfinite(boxes).all(1) & np.isfinite(scores)
+        boxes, scores = boxes[finite], scores[finite]
         if image is not None and image.ndim >= 2:
             h, w = image.shape[:2]
             boxes = np.clip(boxes, 0, [w, h, w, h])
         area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-        ok = np.isfinite(boxes).all(1) & np.isfinite(scores) & (boxes[:, 2] > boxes[:, 0])
-        ok &= (boxes[:, 3] > boxes[:, 1]) & (area >= self.cfg.min_box_area)
+        ok = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1]) & (area >= self.cfg.min_box_area)
         return boxes[ok], scores[ok]
 
     def _predict(self, tracks: list[Track]) -> None:

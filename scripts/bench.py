@@ -1,0 +1,192 @@
+"""Benchmarks whose figures go into docs/benchmarks.md.
+
+    python scripts/bench.py pipeline VIDEO [--imgsz 640] [--device cpu] [--repeats 2]
+        fallwatch with only the detector stage (JSONL on, video off) against plain ultralytics predict on the same
+        video, model, image size and device, alternating A/B runs in fresh subprocesses; per-stage ms and the ratio.
+    python scripts/bench.py tracker [--tracks 30] [--frames 600]
+        tracker update cost on one CPU core (no GMC), and GMC's cost per 1280x720 frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+
+
+def _ultralytics_predict(video: str, imgsz: int, device: str, conf: float, iou: float) -> dict:
+    from ultralytics import YOLO
+
+    from fallwatch.weights import resolve
+
+    model = YOLO(str(resolve("yolov8n", allow_download=False).path), task="detect")
+    t0 = time.perf_counter()
+    n = 0
+    for _ in model.predict(video, stream=True, classes=[0], conf=conf, iou=iou, imgsz=imgsz, device=device,
+                           verbose=False):
+        n += 1
+    wall = time.perf_counter() - t0
+    return {"frames": n, "wall_s": wall}
+
+
+def _fallwatch_run(video: str, imgsz: int, device: str, extra: list[str]) -> dict:
+    from fallwatch.config import load_config
+    from fallwatch.pipeline import Pipeline
+
+    overrides = [f"detect.imgsz={imgsz}", f"run.device={device}", "run.progress=false", *extra]
+    pipeline = Pipeline(load_config(overrides=overrides))
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        result = pipeline.run(video, Path(out))
+        wall = time.perf_counter() - t0
+    return {"frames": result.frames, "wall_s": wall, "timing_ms": result.summary["timing_ms"]}
+
+
+def _child(kind: str, args) -> dict:
+    """Run one measurement in a fresh interpreter so neither side inherits the other's warm caches."""
+    cmd = [sys.executable, __file__, "_child", kind, args.video, "--imgsz", str(args.imgsz), "--device", args.device]
+    for item in args.set or []:
+        cmd += ["--set", item]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bench_pipeline(args) -> dict:
+    from fallwatch.config import load_config
+
+    det = load_config().detect
+    runs = {"fallwatch": [], "ultralytics": []}
+    for _ in range(args.repeats):
+        for kind in ("ultralytics", "fallwatch"):
+            runs[kind].append(_child(kind, args))
+    fw = statistics.median(r["wall_s"] for r in runs["fallwatch"])
+    ul = statistics.median(r["wall_s"] for r in runs["ultralytics"])
+    stage = {k: statistics.median(r["timing_ms"][k] for r in runs["fallwatch"]) for k in runs["fallwatch"][0]["timing_ms"]}
+    report = {
+        "video": args.video,
+        "frames": runs["fallwatch"][0]["frames"],
+        "imgsz": args.imgsz,
+        "device": args.device,
+        "conf": det.conf,
+        "fallwatch_wall_s": [round(r["wall_s"], 2) for r in runs["fallwatch"]],
+        "ultralytics_wall_s": [round(r["wall_s"], 2) for r in runs["ultralytics"]],
+        "fallwatch_stage_ms": stage,
+        "ratio_fallwatch_over_ultralytics": round(fw / ul, 3),
+    }
+    print(json.dumps(report, indent=2))
+    return report
+
+
+def bench_tracker(args) -> dict:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    except (AttributeError, OSError):
+        pass
+    import cv2
+
+    from fallwatch.config import load_config
+    from fallwatch.track import build_tracker
+    from fallwatch.track.gmc import SparseFlowGMC
+    from fallwatch.types import Detections
+
+    cv2.setNumThreads(1)
+    rng = np.random.default_rng(0)
+    n = args.tracks
+    start = rng.uniform([50, 100], [1200, 600], (n, 2))
+    velocity = rng.uniform(-3, 3, (n, 2))
+    size = rng.uniform([30, 80], [70, 200], (n, 2))
+    results = {}
+    for kind in ("bytetrack", "botsort"):
+        cfg = load_config(overrides=[f"track.tracker={kind}", "track.gmc_method=none"]).track
+        tracker = build_tracker(cfg, 30.0)
+        times, counts = [], []
+        for t in range(args.frames):
+            centre = start + velocity * t + rng.normal(0, 1.5, (n, 2))
+            boxes = np.c_[centre - size / 2, centre + size / 2]
+            scores = rng.uniform(0.3, 0.95, n)
+            scores[rng.random(n) < 0.1] = 0.15  # some boxes fall to the second round
+            dets = Detections(boxes, scores)
+            t0 = time.perf_counter()
+            tracks = tracker.update(dets)
+            times.append(time.perf_counter() - t0)
+            counts.append(len(tracks))
+        steady = times[50:]
+        results[kind] = {
+            "tracks_mean": float(np.mean(counts[50:])),
+            "ms_per_frame_median": 1000 * float(np.median(steady)),
+            "ms_per_frame_mean": 1000 * float(np.mean(steady)),
+            "ms_per_frame_p95": 1000 * float(np.percentile(steady, 95)),
+        }
+    video = Path(args.gmc_video)
+    cap = cv2.VideoCapture(str(video))
+    frames = []
+    while len(frames) < 120:
+        ok, image = cap.read()
+        if not ok:
+            break
+        frames.append(cv2.resize(image, (1280, 720)))
+    cap.release()
+    gmc = SparseFlowGMC(load_config().track.gmc_downscale)
+    gmc_times = []
+    for image in frames:
+        t0 = time.perf_counter()
+        gmc.apply(image)
+        gmc_times.append(time.perf_counter() - t0)
+    results["gmc_720p_ms_median"] = 1000 * float(np.median(gmc_times[5:]))
+    results["cpu_cores_used"] = 1
+    print(json.dumps(results, indent=2))
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="fallwatch benchmarks")
+    sub = parser.add_subparsers(dest="what", required=True)
+    p = sub.add_parser("pipeline")
+    p.add_argument("video")
+    p.add_argument("--imgsz", type=int, default=640)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--set", action="append", help="extra fallwatch config overrides")
+    p.add_argument("--out", type=Path)
+    t = sub.add_parser("tracker")
+    t.add_argument("--tracks", type=int, default=30)
+    t.add_argument("--frames", type=int, default=600)
+    t.add_argument("--gmc-video", default=str(HERE.parent.parent / "shared/data/mot/PETS09-S2L1/vtest.avi"))
+    t.add_argument("--out", type=Path)
+    c = sub.add_parser("_child")
+    c.add_argument("kind")
+    c.add_argument("video")
+    c.add_argument("--imgsz", type=int)
+    c.add_argument("--device")
+    c.add_argument("--set", action="append")
+    args = parser.parse_args()
+    if args.what == "_child":
+        from fallwatch.config import load_config
+
+        det = load_config().detect
+        if args.kind == "ultralytics":
+            out = _ultralytics_predict(args.video, args.imgsz, args.device, det.conf, det.iou)
+        else:
+            extra = ["track.enabled=false", "output.video=false", *(args.set or [])]
+            out = _fallwatch_run(args.video, args.imgsz, args.device, extra)
+        print(json.dumps(out))
+        return
+    report = bench_pipeline(args) if args.what == "pipeline" else bench_tracker(args)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

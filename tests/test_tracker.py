@@ -1,0 +1,199 @@
+"""The tracker on constructed trajectories, bad input, and the batched Kalman filter against filterpy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fallwatch.config import load_config
+from fallwatch.track import BoTSORT, ByteTracker, build_tracker
+from fallwatch.track.gmc import SparseFlowGMC
+from fallwatch.track.kalman import XYAH, XYWH, filterpy_reference, filterpy_step
+from fallwatch.track.matching import iou_matrix, linear_assignment
+from fallwatch.types import Detections
+
+FPS = 30.0
+
+
+def _cfg(**overrides):
+    return load_config(overrides=[f"track.{k}={v}" for k, v in overrides.items()]).track
+
+
+def _box(cx, cy, w, h):
+    return [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]
+
+
+def _dets(boxes, scores=None):
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    scores = np.full(len(boxes), 0.9, np.float32) if scores is None else np.asarray(scores, np.float32)
+    return Detections(boxes, scores)
+
+
+def _ids_by_box(tracks, box):
+    """The id of the output track that overlaps `box` most (None if none overlaps)."""
+    if len(tracks) == 0:
+        return None
+    iou = iou_matrix(np.asarray([box]), tracks.boxes)[0]
+    return int(tracks.ids[np.argmax(iou)]) if iou.max() > 0.3 else None
+
+
+@pytest.mark.parametrize("kind", ["bytetrack", "botsort"])
+def test_two_people_crossing_keep_their_ids(kind):
+    tracker = build_tracker(_cfg(tracker=kind, gmc_method="none"), FPS)
+    history = {"a": [], "b": []}
+    for t in range(60):
+        a = _box(100 + 8 * t, 300, 60, 170)  # walks right, nearer the camera
+        b = _box(580 - 8 * t, 290, 50, 150)  # walks left, farther away
+        tracks = tracker.update(_dets([a, b]))
+        if t >= 2:
+            history["a"].append(_ids_by_box(tracks, a))
+            history["b"].append(_ids_by_box(tracks, b))
+    assert len(set(history["a"])) == 1 and None not in history["a"]
+    assert len(set(history["b"])) == 1 and None not in history["b"]
+    assert history["a"][0] != history["b"][0]
+
+
+def test_occluded_for_20_frames_gets_its_id_back():
+    tracker = ByteTracker(_cfg(), FPS)
+    seen = []
+    for t in range(70):
+        box = _box(100 + 5 * t, 250, 60, 160)
+        occluded = 30 <= t < 50
+        tracks = tracker.update(_dets([]) if occluded else _dets([box]))
+        if occluded:
+            assert len(tracks) == 0
+        elif t >= 1:
+            seen.append(_ids_by_box(tracks, box))
+    assert len(set(seen)) == 1 and None not in seen
+
+
+def test_low_score_detection_keeps_the_track_alive():
+    tracker = ByteTracker(_cfg(), FPS)
+    ids = []
+    for t in range(30):
+        box = _box(200 + 3 * t, 250, 60, 160)
+        score = 0.9 if t < 10 else 0.15  # the detector becomes unsure (partial occlusion, a fall)
+        tracks = tracker.update(_dets([box], [score]))
+        ids.append(_ids_by_box(tracks, box))
+    assert None not in ids[1:] and len(set(ids[1:])) == 1
+    # Without the second round the same input loses the person:
+    tracker = ByteTracker(_cfg(track_low_thresh=0.2), FPS)
+    lost = [_ids_by_box(tracker.update(_dets([_box(200 + 3 * t, 250, 60, 160)], [0.9 if t < 10 else 0.15])),
+                        _box(200 + 3 * t, 250, 60, 160)) for t in range(30)]
+    assert lost[-1] is None
+
+
+def test_wide_box_and_a_fall_are_tracked():
+    tracker = ByteTracker(_cfg(), FPS)
+    ids = []
+    for t in range(40):
+        if t < 20:
+            w, h = 60, 180
+        else:  # the person goes down over 10 frames and lies: w/h reaches 3
+            k = min((t - 20) / 10, 1.0)
+            w, h = 60 + k * (210 - 60), 180 - k * (180 - 70)
+        box = _box(300, 400 - h / 2, w, h)
+        tracks = tracker.update(_dets([box]))
+        ids.append(_ids_by_box(tracks, box))
+        if t == 39:
+            bw = tracks.boxes[0, 2] - tracks.boxes[0, 0]
+            bh = tracks.boxes[0, 3] - tracks.boxes[0, 1]
+            assert bw / bh == pytest.approx(3.0, rel=0.01)  # the output box follows the fall at once
+    assert None not in ids[1:] and len(set(ids[1:])) == 1
+
+
+def _textured_world(seed=0, h=480, w=1200):
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 255, (h // 8, w // 8, 3), dtype=np.uint8)
+    import cv2
+
+    return cv2.GaussianBlur(cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST), (5, 5), 0)
+
+
+def test_gmc_measures_a_camera_pan():
+    world = _textured_world()
+    gmc = SparseFlowGMC(2)
+    gmc.apply(world[:, 100:740])
+    warp = gmc.apply(world[:, 112:752])  # the camera pans 12 px right: content moves 12 px left
+    assert warp[0, 2] == pytest.approx(-12, abs=0.5) and abs(warp[1, 2]) < 0.5
+    assert np.allclose(warp[:, :2], np.eye(2), atol=0.01)
+
+
+def test_gmc_keeps_the_id_through_a_camera_jerk():
+    world = _textured_world()
+    person_world = np.array(_box(400, 300, 40, 110))
+
+    def run(gmc_method):
+        tracker = BoTSORT(_cfg(tracker="botsort", gmc_method=gmc_method), FPS)
+        ids = []
+        for t in range(20):
+            offset = 100 if t < 10 else 160  # a sudden 60 px pan at frame 10 (a bumped camera)
+            frame = np.ascontiguousarray(world[:, offset:offset + 640])
+            box = person_world - [offset, 0, offset, 0]
+            ids.append(_ids_by_box(tracker.update(_dets([box]), frame), box))
+        return ids
+
+    with_gmc = run("sparseOptFlow")
+    without = run("none")
+    assert None not in with_gmc[1:] and len(set(with_gmc[1:])) == 1
+    assert len(set(without[1:]) - {None}) > 1  # without compensation the person gets a new id
+
+
+def test_bad_input_never_raises():
+    for kind in ("bytetrack", "botsort"):
+        tracker = build_tracker(_cfg(tracker=kind), FPS)
+        image = np.zeros((240, 320, 3), np.uint8)
+        boxes = [
+            [np.nan, 1, 50, 80], [10, 10, np.inf, 90], [30, 30, 30, 90],  # NaN, inf, zero width
+            [-500, -500, -400, -400], [5000, 10, 5100, 90],  # wholly outside the frame
+            [-20, 100, 60, 230],  # partly outside: clipped, kept
+        ]
+        tracks = tracker.update(_dets(boxes), image)
+        assert len(tracks) == 1 and np.all(tracks.boxes >= 0)
+        tracks = tracker.update(Detections.empty(), image)
+        assert len(tracks) == 0
+        other = np.zeros((480, 640, 3), np.uint8)  # one frame of a different size
+        tracker.update(_dets([[10, 100, 90, 230]]), other)
+        tracks = tracker.update(_dets([[10, 100, 90, 230]]), image)
+        assert np.isfinite(tracks.boxes).all()
+
+
+def test_ids_are_never_reused_and_ended_is_reported_once():
+    tracker = ByteTracker(_cfg(track_buffer=5), FPS)
+    ended, all_ids = [], []
+    for t in range(60):
+        box = _box(100 + 200 * (t // 15), 200, 50, 150)  # a new person every 15 frames, the old one gone
+        tracks = tracker.update(_dets([box]) if t % 15 < 10 else Detections.empty())
+        ended.extend(tracks.ended)
+        all_ids.extend(tracks.ids.tolist())
+    assert sorted(set(all_ids)) == [1, 2, 3, 4]
+    assert sorted(ended) == sorted(set(ended)) and set(ended) <= set(all_ids) and len(ended) >= 3
+
+
+def test_track_buffer_in_seconds_scales_with_fps():
+    assert ByteTracker(_cfg(track_buffer_s=2.0), 15.0).max_time_lost == 30
+    assert ByteTracker(_cfg(track_buffer_s=2.0), 60.0).max_time_lost == 120
+    assert ByteTracker(_cfg(track_buffer=30), 10.0).max_time_lost == 10
+
+
+@pytest.mark.parametrize("layout", [XYAH, XYWH])
+def test_batched_kalman_matches_filterpy(layout):
+    rng = np.random.default_rng(3)
+    z0 = np.array([[200.0, 150.0, 0.4, 160.0]]) if layout is XYAH else np.array([[200.0, 150.0, 64.0, 160.0]])
+    mean, cov = layout.initiate(z0)
+    ref = filterpy_reference(layout, z0[0])
+    for step in range(25):
+        z = z0[0] + [3 * step, -step, 0, 0.5 * step] + rng.normal(0, 1, 4) * [1, 1, 0.01 if layout is XYAH else 1, 1]
+        measured = step % 4 != 3
+        mean, cov = layout.predict(mean, cov)
+        if measured:
+            mean, cov = layout.update(mean, cov, z[None])
+        filterpy_step(layout, ref, z if measured else None)
+        assert np.allclose(mean[0], ref.x.ravel(), rtol=1e-6, atol=1e-6)
+        assert np.allclose(cov[0], ref.P, rtol=1e-5, atol=1e-6)
+
+
+def test_linear_assignment_respects_the_cost_limit():
+    cost = np.array([[0.1, 0.9], [0.95, 0.2], [0.5, 0.5]])
+    matches, u_rows, u_cols = linear_assignment(cost, 0.3)
+    assert matches.tolist() == [[0, 0], [1, 1]] and u_rows.tolist() == [2] and u_cols.size == 0
