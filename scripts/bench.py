@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -71,7 +72,8 @@ def bench_pipeline(args) -> dict:
             runs[kind].append(_child(kind, args))
     fw = statistics.median(r["wall_s"] for r in runs["fallwatch"])
     ul = statistics.median(r["wall_s"] for r in runs["ultralytics"])
-    stage = {k: statistics.median(r["timing_ms"][k] for r in runs["fallwatch"]) for k in runs["fallwatch"][0]["timing_ms"]}
+    stages = runs["fallwatch"][0]["timing_ms"]
+    stage = {k: statistics.median(r["timing_ms"][k] for r in runs["fallwatch"]) for k in stages}
     report = {
         "video": args.video,
         "frames": runs["fallwatch"][0]["frames"],
@@ -89,10 +91,8 @@ def bench_pipeline(args) -> dict:
 
 def bench_tracker(args) -> dict:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    try:
+    with contextlib.suppress(AttributeError, OSError):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
-    except (AttributeError, OSError):
-        pass
     import cv2
 
     from fallwatch.config import load_config

@@ -4,9 +4,10 @@
 
 Every tracker gets the same SORT (Faster R-CNN) detections from det/det.txt and the same thresholds (the defaults
 in configs/default.yaml, which equal ultralytics' bytetrack.yaml / botsort.yaml); lost tracks are kept 30 frames
-in all of them (ultralytics 8.4 does not scale the buffer with fps; one extra row shows our fps-scaled default). Ground-truth rows with flag 0 are
-dropped (not scored). Sequences with real frames (TUD-Campus, TUD-Stadtmitte, PETS09-S2L1) hand the frames to the
-trackers, so BoT-SORT's camera-motion compensation runs there; on the others it has no image and does not.
+in all of them (ultralytics 8.4 does not scale the buffer with fps; one extra row shows our fps-scaled default).
+Ground-truth rows with flag 0 are dropped (not scored). Sequences with real frames (TUD-Campus, TUD-Stadtmitte,
+PETS09-S2L1) hand the frames to the trackers, so BoT-SORT's camera-motion compensation runs there; on the others
+it has no image and does not.
 """
 
 from __future__ import annotations
@@ -166,7 +167,10 @@ def evaluate(data: Path, sequences=SEQUENCES) -> dict:
 
 
 def to_markdown(results: dict) -> str:
-    rows = ["| tracker | sequence | MOTA | IDF1 | ID sw. | FP | FN | MT | ms/frame |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = [
+        "| tracker | sequence | MOTA | IDF1 | ID sw. | FP | FN | MT | ms/frame |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for name, per_seq in results.items():
         for seq, m in per_seq.items():
             if seq == "ms_per_frame":
