@@ -1,0 +1,233 @@
+"""HRNet for top-down keypoint heatmaps (Sun et al., "Deep High-Resolution Representation Learning for Human Pose
+Estimation", CVPR 2019), laid out module for module like the official `pose_hrnet.py`, so that official and mmpose
+checkpoints load with strict key and shape checks.
+
+The stem (two stride-2 3x3 convs) and `layer1` (4 Bottlenecks, 256 channels) are fixed; stages 2-4 keep 2, 3 and 4
+parallel branches of widths W, 2W, 4W, 8W, repeatedly exchanging information (fuse layers), and the last module
+returns only the highest-resolution branch, on which a 1x1 conv predicts one heatmap per joint at 1/4 resolution.
+`width=32` and `width=48` are HRNet-W32 and -W48 (28.5 M and 63.6 M parameters).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from fallwatch.errors import FallwatchError
+
+BN_MOMENTUM = 0.1
+
+
+class CheckpointError(FallwatchError):
+    """A checkpoint that does not fit the model; the message names the first mismatching key."""
+
+
+@dataclass(frozen=True)
+class HRNetSpec:
+    """Architecture of one HRNet; the defaults of the official COCO configs except for `width`."""
+
+    width: int = 32
+    num_joints: int = 17
+    modules: tuple[int, int, int] = (1, 4, 3)  # NUM_MODULES of stages 2, 3, 4
+    blocks: int = 4  # BasicBlocks per branch in every module
+    final_kernel: int = 1
+
+    def branch_widths(self, stage: int) -> list[int]:
+        return [self.width * 2**i for i in range(stage)]  # stage 2 -> [W, 2W], ..., stage 4 -> 4 branches
+
+
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes, momentum=BN_MOMENTUM)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes, momentum=BN_MOMENTUM)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        residual = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + residual)
+
+
+class Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes, momentum=BN_MOMENTUM)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes, momentum=BN_MOMENTUM)
+        self.conv3 = nn.Conv2d(planes, planes * self.expansion, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * self.expansion, momentum=BN_MOMENTUM)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        residual = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + residual)
+
+
+def _conv_bn(cin: int, cout: int, kernel: int, stride: int, relu: bool) -> nn.Sequential:
+    layers: list[nn.Module] = [
+        nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False),
+        nn.BatchNorm2d(cout, momentum=BN_MOMENTUM),
+    ]
+    if relu:
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class HighResolutionModule(nn.Module):
+    """Parallel branches of BasicBlocks, then every output branch sums every input branch (resampled)."""
+
+    def __init__(self, widths: list[int], blocks: int, multi_scale_output: bool):
+        super().__init__()
+        self.num_branches = len(widths)
+        self.branches = nn.ModuleList(
+            nn.Sequential(*(BasicBlock(w, w) for _ in range(blocks))) for w in widths
+        )
+        self.fuse_layers = self._fuse_layers(widths, multi_scale_output) if self.num_branches > 1 else None
+        self.relu = nn.ReLU(inplace=True)
+
+    @staticmethod
+    def _fuse_layers(widths: list[int], multi_scale_output: bool) -> nn.ModuleList:
+        outputs = len(widths) if multi_scale_output else 1
+        fuse = nn.ModuleList()
+        for i in range(outputs):
+            row = nn.ModuleList()
+            for j in range(len(widths)):
+                if j > i:  # lower resolution -> 1x1 conv, then nearest upsampling (no weights)
+                    row.append(nn.Sequential(
+                        nn.Conv2d(widths[j], widths[i], 1, 1, 0, bias=False),
+                        nn.BatchNorm2d(widths[i], momentum=BN_MOMENTUM),
+                        nn.Upsample(scale_factor=2 ** (j - i), mode="nearest"),
+                    ))
+                elif j == i:
+                    row.append(None)
+                else:  # higher resolution -> a chain of stride-2 3x3 convs, ReLU after all but the last
+                    steps = [_conv_bn(widths[j], widths[j], 3, 2, relu=True) for _ in range(i - j - 1)]
+                    steps.append(_conv_bn(widths[j], widths[i], 3, 2, relu=False))
+                    row.append(nn.Sequential(*steps))
+            fuse.append(row)
+        return fuse
+
+    def forward(self, x: list[torch.Tensor]) -> list[torch.Tensor]:
+        x = [branch(xi) for branch, xi in zip(self.branches, x, strict=True)]
+        if self.fuse_layers is None:
+            return x
+        out = []
+        for i, row in enumerate(self.fuse_layers):  # summed in the official order (j = 0, 1, ...)
+            y = x[0] if i == 0 else row[0](x[0])
+            for j in range(1, self.num_branches):
+                y = y + (x[j] if j == i else row[j](x[j]))
+            out.append(self.relu(y))
+        return out
+
+
+class HRNet(nn.Module):
+    """`forward(images (N, 3, H, W)) -> heatmaps (N, joints, H/4, W/4)`."""
+
+    def __init__(self, spec: HRNetSpec = HRNetSpec()):  # noqa: B008 - frozen dataclass
+        super().__init__()
+        self.spec = spec
+        self.conv1 = nn.Conv2d(3, 64, 3, 2, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(64, momentum=BN_MOMENTUM)
+        self.conv2 = nn.Conv2d(64, 64, 3, 2, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(64, momentum=BN_MOMENTUM)
+        self.relu = nn.ReLU(inplace=True)
+        downsample = nn.Sequential(nn.Conv2d(64, 256, 1, bias=False), nn.BatchNorm2d(256, momentum=BN_MOMENTUM))
+        self.layer1 = nn.Sequential(Bottleneck(64, 64, 1, downsample), *(Bottleneck(256, 64) for _ in range(3)))
+
+        previous = [256]
+        for stage, n_modules in zip((2, 3, 4), spec.modules, strict=True):
+            widths = spec.branch_widths(stage)
+            setattr(self, f"transition{stage - 1}", self._transition(previous, widths))
+            last = stage == 4
+            setattr(self, f"stage{stage}", nn.Sequential(*(
+                HighResolutionModule(widths, spec.blocks, multi_scale_output=not (last and m == n_modules - 1))
+                for m in range(n_modules)
+            )))
+            previous = widths
+        self.final_layer = nn.Conv2d(spec.width, spec.num_joints, spec.final_kernel, 1, spec.final_kernel // 2)
+
+    @staticmethod
+    def _transition(previous: list[int], widths: list[int]) -> nn.ModuleList:
+        layers = nn.ModuleList()
+        for i, w in enumerate(widths):
+            if i < len(previous):
+                layers.append(_conv_bn(previous[i], w, 3, 1, relu=True) if previous[i] != w else None)
+            else:  # a new, lower-resolution branch from the lowest existing one
+                layers.append(nn.Sequential(*(
+                    _conv_bn(previous[-1], w if k == i - len(previous) else previous[-1], 3, 2, relu=True)
+                    for k in range(i + 1 - len(previous))
+                )))
+        return layers
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.relu(self.bn2(self.conv2(x)))
+        y = [self.layer1(x)]
+        for stage in (2, 3, 4):
+            transition = getattr(self, f"transition{stage - 1}")
+            x_list = [t(y[-1]) if t is not None else y[i] for i, t in enumerate(transition)]
+            y = getattr(self, f"stage{stage}")(x_list)
+        return self.final_layer(y[0])
+
+
+_IGNORED = ("data_preprocessor.mean", "data_preprocessor.std")
+_HEAD_PREFIXES = ("keypoint_head.final_layer.", "head.final_layer.")
+
+
+def canonical_state_dict(checkpoint) -> OrderedDict:
+    """Official key names from an official, mmpose 0.x / 1.x or multi-GPU (`module.`) checkpoint."""
+    sd = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else checkpoint
+    out = OrderedDict()
+    for key, value in sd.items():
+        if key.startswith("module."):
+            key = key[len("module."):]
+        if key in _IGNORED:
+            continue
+        for prefix in _HEAD_PREFIXES:
+            if key.startswith(prefix):
+                key = "final_layer." + key[len(prefix):]
+        if key.startswith("backbone."):
+            key = key[len("backbone."):]
+        out[key] = value
+    return out
+
+
+def load_checkpoint(model: HRNet, checkpoint) -> None:
+    """Load strictly; a missing, unexpected or wrongly shaped key raises `CheckpointError` naming the first one.
+    `num_batches_tracked` buffers may be absent from the checkpoint."""
+    if isinstance(checkpoint, str | Path):
+        checkpoint = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    sd = canonical_state_dict(checkpoint)
+    own = model.state_dict()
+    for key, value in own.items():
+        if key not in sd:
+            if key.endswith("num_batches_tracked"):
+                sd[key] = value.clone()
+                continue
+            raise CheckpointError(f"checkpoint has no {key!r} (shape {list(value.shape)}): not this HRNet")
+        if tuple(sd[key].shape) != tuple(value.shape):
+            raise CheckpointError(
+                f"checkpoint {key!r} has shape {list(sd[key].shape)}, the model expects {list(value.shape)}"
+            )
+    unexpected = [k for k in sd if k not in own]
+    if unexpected:
+        raise CheckpointError(f"checkpoint has an unexpected key {unexpected[0]!r}: not this HRNet")
+    model.load_state_dict(sd, strict=True)
