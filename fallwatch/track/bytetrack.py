@@ -38,7 +38,8 @@ class Track:
 
 
 class ByteTracker:
-    """`update(detections, image) -> Tracks`. Ids start at 1 and are never reused within one tracker."""
+    """`update(detections, image) -> Tracks`. Ids start at 1, are given when a track is confirmed, and are never
+    reused within one tracker."""
 
     kalman: BoxKalman = XYAH
 
@@ -154,7 +155,9 @@ class ByteTracker:
             d = idx[k]
             t.mean, t.cov = mean[k], cov[k]
             t.box, t.score = boxes[d], float(scores[d])
-            t.state, t.activated, t.frame_id = TRACKED, True, self.frame_id
+            if not t.activated:
+                self._confirm(t)
+            t.state, t.frame_id = TRACKED, self.frame_id
             if feats is not None:
                 self._update_feature(t, feats[d])
 
@@ -168,12 +171,18 @@ class ByteTracker:
         mean, cov = self.kalman.initiate(self.kalman.from_xyxy(boxes[idx]))
         tracks = []
         for k, d in enumerate(idx):
-            t = Track(self._next_id, mean[k], cov[k], boxes[d], float(scores[d]), self.frame_id)
+            t = Track(0, mean[k], cov[k], boxes[d], float(scores[d]), self.frame_id)
             t.feature = None if feats is None else feats[d]
-            t.activated = self.frame_id == 1  # elsewhere a new track is confirmed by a second detection
-            self._next_id += 1
+            if self.frame_id == 1:  # elsewhere a new track is confirmed by a second detection
+                self._confirm(t)
             tracks.append(t)
         return tracks
+
+    def _confirm(self, track: Track) -> None:
+        """Ids are given on confirmation, so the ids users see are consecutive (a one-frame blip takes none)."""
+        track.activated = True
+        track.id = self._next_id
+        self._next_id += 1
 
     def _remove_duplicates(self) -> list[Track]:
         """A lost track that overlaps a tracked one is the same person: keep whichever has lived longer."""
