@@ -104,7 +104,7 @@ def _models(args: argparse.Namespace) -> int:
     from fallwatch.weights import WeightsError, registry, resolve
 
     cfg = load_config(args.config)
-    in_use = {cfg.detect.model: "detect", cfg.track.reid_model: "track (with_reid)"}
+    in_use = {cfg.detect.model: "detect"}
     for name, entry in registry().items():
         try:
             found = resolve(name, allow_download=False)

@@ -52,7 +52,6 @@ class TrackConfig:
     gmc_method: Literal["sparseOptFlow", "none"]
     gmc_downscale: int
     with_reid: bool
-    reid_model: str
     proximity_thresh: float
     appearance_thresh: float
     feature_momentum: float

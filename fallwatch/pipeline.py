@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from fallwatch import __version__
-from fallwatch.config import Config
+from fallwatch.config import Config, ConfigError
 from fallwatch.detect import YoloDetector
 from fallwatch.device import select_device
 from fallwatch.errors import FallwatchError
@@ -95,6 +95,11 @@ class Pipeline:
         self.device = select_device(cfg.run.device)
         self.models: dict[str, ResolvedWeights] = {"detect": resolve(cfg.detect.model, cfg.run.allow_download)}
         self.detector = YoloDetector(cfg.detect, self.models["detect"], self.device)
+        if cfg.track.enabled and cfg.track.with_reid:
+            raise ConfigError(
+                "track.with_reid: the CLI has no appearance embedder yet; use BoT-SORT without it, or pass an "
+                "embedder through the Python API (fallwatch.track.build_tracker(cfg, fps, embedder))"
+            )
         self.tracker_factory = (lambda fps: build_tracker(cfg.track, fps)) if cfg.track.enabled else None
         self.timer = StageTimer()
 

@@ -153,3 +153,10 @@ def test_models_lists_what_is_found(weights_dir):
     assert proc.returncode == 0, proc.stderr
     line = next(line for line in proc.stdout.splitlines() if line.startswith("yolov8n "))
     assert "found:" in line and "yolov8n.pt" in line and "[used by detect]" in line
+
+
+def test_reid_without_an_embedder_is_refused(tmp_path):
+    proc = run_cli("run", VIDEO, "-o", str(tmp_path / "out"), "--set", "track.tracker=botsort",
+                   "--set", "track.with_reid=true")
+    _assert_one_line_error(proc, "track.with_reid")
+    assert proc.returncode == 2
