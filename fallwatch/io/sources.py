@@ -166,11 +166,16 @@ def _open_video_file(path: Path, settings: ReaderSettings) -> FrameSource:
     if not ok or first is None:
         cap.release()
         raise SourceError(f"{path} has no decodable frames (empty or corrupt video)")
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    fps = float(fps) if fps and np.isfinite(fps) and 0 < fps < 1000 else settings.folder_fps
+    fps = _container_fps(cap, settings.folder_fps)
     count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) or None
     info = SourceInfo(str(path), path.stem, "file", fps, first.shape[1], first.shape[0], count, False)
     return FrameSource(info, _video_frames(cap, first, fps), settings)
+
+
+def _container_fps(cap: cv2.VideoCapture, fallback: float) -> float:
+    """The rate the container declares, or `fallback` where it declares none or nonsense."""
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    return float(fps) if fps and np.isfinite(fps) and 0 < fps < 1000 else fallback
 
 
 def _video_frames(cap: cv2.VideoCapture, first: np.ndarray, fps: float) -> Iterator[Frame]:
@@ -229,8 +234,7 @@ def _open_capture(spec: str, target, kind: str, settings: ReaderSettings) -> Fra
         cap.release()
         what = f"webcam {spec}" if kind == "webcam" else f"stream {spec}"
         raise SourceError(f"cannot open {what}: no frame received")
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    fps = float(fps) if fps and np.isfinite(fps) and 0 < fps < 1000 else settings.folder_fps
+    fps = _container_fps(cap, settings.folder_fps)
     name = f"webcam{spec}" if kind == "webcam" else _stream_name(spec)
     info = SourceInfo(spec, name, kind, fps, first.shape[1], first.shape[0], None, True)
     return FrameSource(info, _live_frames(cap, target, first, kind, settings), settings)
