@@ -58,6 +58,24 @@ class TrackConfig:
 
 
 @dataclass
+class PoseConfig:
+    enabled: bool
+    model: str
+    backend: Literal["auto", "onnx", "hrnet"]
+    hrnet_width: int
+    input_size: list[int]
+    padding: float
+    dark: bool
+    blur_kernel: int
+    flip_test: bool
+    batch: int
+    smoothing: bool
+    one_euro_min_cutoff: float
+    one_euro_beta: float
+    one_euro_d_cutoff: float
+
+
+@dataclass
 class OutputConfig:
     video: bool
     jsonl: bool
@@ -87,6 +105,7 @@ class RunConfig:
 class Config:
     detect: DetectConfig
     track: TrackConfig
+    pose: PoseConfig
     output: OutputConfig
     run: RunConfig
 

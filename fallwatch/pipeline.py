@@ -28,8 +28,9 @@ from fallwatch.device import select_device
 from fallwatch.errors import FallwatchError
 from fallwatch.io.sinks import EventSink, JsonlSink, MotSink, VideoSink, write_json_atomic
 from fallwatch.io.sources import FrameSource, ReaderSettings, SourceInfo, open_source
+from fallwatch.pose.estimator import PoseEstimator, build_heatmap_model
 from fallwatch.track import build_tracker
-from fallwatch.types import Frame, FrameResult
+from fallwatch.types import Frame, FrameResult, Poses
 from fallwatch.viz import annotate
 from fallwatch.weights import ResolvedWeights, resolve
 
@@ -101,17 +102,28 @@ class Pipeline:
                 "embedder through the Python API (fallwatch.track.build_tracker(cfg, fps, embedder))"
             )
         self.tracker_factory = (lambda fps: build_tracker(cfg.track, fps)) if cfg.track.enabled else None
+        self.pose = None
+        if cfg.pose.enabled:
+            self.models["pose"] = resolve(cfg.pose.model, cfg.run.allow_download)
+            model = build_heatmap_model(cfg.pose, self.models["pose"].path, self.device)
+            self.pose = PoseEstimator(cfg.pose, model)
         self.timer = StageTimer()
 
     def process(self, frame: Frame, tracker=None) -> FrameResult:
         """Run every stage on one frame."""
         with self.timer("detect"):
             detections = self.detector(frame.image)
-        tracks = None
+        tracks = poses = None
         if tracker is not None:
             with self.timer("track"):
                 tracks = tracker.update(detections, frame.image)
-        return FrameResult(index=frame.index, time=frame.time, detections=detections, tracks=tracks)
+        if self.pose is not None:
+            with self.timer("pose"):
+                if tracks is not None:
+                    poses = self.pose(frame.image, tracks, frame.time)
+                else:
+                    poses = Poses(self.pose.estimate(frame.image, detections.boxes))
+        return FrameResult(index=frame.index, time=frame.time, detections=detections, tracks=tracks, poses=poses)
 
     def run(self, source: str, outdir: Path, max_frames: int | None = None, progress: bool | None = None) -> RunResult:
         """Process `source` into `outdir`. Ctrl-C / SIGTERM end the run cleanly with status `interrupted`."""

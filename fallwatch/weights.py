@@ -130,9 +130,14 @@ def resolve(spec: str, allow_download: bool = True) -> ResolvedWeights:
     raise WeightsError(f"weights {entry.file!r} for {spec!r} not found (searched: {', '.join(searched)}); {hint}")
 
 
+def _digest_ok(entry: RegistryEntry, digest: str) -> bool:
+    """Registered digests may be full or a published prefix (mmpose file names carry 8 hex digits)."""
+    return not entry.sha256 or any(digest.startswith(known.lower()) for known in entry.sha256)
+
+
 def _checked(entry: RegistryEntry, path: Path, source: str) -> ResolvedWeights:
     digest = sha256_of(path)
-    if entry.sha256 and digest not in entry.sha256:
+    if not _digest_ok(entry, digest):
         raise WeightsError(
             f"{path} does not match the registered sha256 of {entry.name!r} (got {digest[:12]}…); "
             "the file is corrupt or a different model: pass it as an explicit path to use it anyway"
@@ -152,7 +157,7 @@ def _download(entry: RegistryEntry) -> Path:
             raise WeightsError(f"could not download {entry.url} ({exc}); put {entry.file} in {target.parent}") from None
     part = Path(tmp.name)
     digest = sha256_of(part)
-    if entry.sha256 and digest not in entry.sha256:
+    if not _digest_ok(entry, digest):
         part.unlink(missing_ok=True)
         raise WeightsError(f"download of {entry.url} has sha256 {digest[:12]}…, not the registered one; not used")
     part.replace(target)

@@ -5,6 +5,8 @@
         video, model, image size and device, alternating A/B runs in fresh subprocesses; per-stage ms and the ratio.
     python scripts/bench.py tracker [--tracks 30] [--frames 600]
         tracker update cost on one CPU core (no GMC), and GMC's cost per 1280x720 frame.
+    python scripts/bench.py pose [--repeats 5]
+        pose stage (crop + forward + DARK + inverse map) per person at 1, 4 and 16 people per frame, CPU.
 """
 
 from __future__ import annotations
@@ -149,6 +151,52 @@ def bench_tracker(args) -> dict:
     return results
 
 
+def bench_pose(args) -> dict:
+    """Pose stage cost per person at 1, 4 and 16 people per frame (one batched pass per frame), CPU."""
+    import cv2
+
+    from fallwatch.config import load_config
+    from fallwatch.pose.estimator import PoseEstimator, build_heatmap_model
+    from fallwatch.weights import resolve
+
+    cap = cv2.VideoCapture(args.video)
+    ok, image = cap.read()
+    cap.release()
+    if not ok:
+        raise SystemExit(f"cannot read {args.video}")
+    h, w = image.shape[:2]
+    rng = np.random.default_rng(0)
+    results = {}
+    for label, overrides, path in (
+        ("movenet-thunder (default)", [], resolve("movenet-thunder", allow_download=False).path),
+        ("movenet-lightning", ["pose.model=movenet-lightning"],
+         resolve("movenet-lightning", allow_download=False).path),
+        ("hrnet-w32 256x192 (random weights, speed only)", ["pose.backend=hrnet"], None),
+    ):
+        cfg = load_config(overrides=overrides).pose
+        model = build_heatmap_model(cfg, path, "cpu") if path else None
+        if model is None:
+            from fallwatch.pose.hrnet import HRNetHeatmapModel, HRNetSpec
+
+            model = HRNetHeatmapModel(None, HRNetSpec(width=cfg.hrnet_width), tuple(cfg.input_size), "cpu")
+        estimator = PoseEstimator(cfg, model)
+        row = {}
+        for n in (1, 4, 16):
+            centre = rng.uniform([60, 100], [w - 60, h - 100], (n, 2))
+            boxes = np.c_[centre - [30, 80], centre + [30, 80]]
+            estimator.estimate(image, boxes)  # warm-up
+            times = []
+            for _ in range(args.repeats):
+                t0 = time.perf_counter()
+                estimator.estimate(image, boxes)
+                times.append(time.perf_counter() - t0)
+            row[f"ms_per_person_at_{n}"] = round(1000 * statistics.median(times) / n, 2)
+        row["ratio_16_over_1"] = round(row["ms_per_person_at_16"] / row["ms_per_person_at_1"], 3)
+        results[label] = row
+    print(json.dumps(results, indent=2))
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="fallwatch benchmarks")
     sub = parser.add_subparsers(dest="what", required=True)
@@ -164,6 +212,10 @@ def main() -> None:
     t.add_argument("--frames", type=int, default=600)
     t.add_argument("--gmc-video", default=str(HERE.parent.parent / "shared/data/mot/PETS09-S2L1/vtest.avi"))
     t.add_argument("--out", type=Path)
+    q = sub.add_parser("pose")
+    q.add_argument("--video", default=str(HERE.parent.parent / "shared/data/mot/PETS09-S2L1/vtest.avi"))
+    q.add_argument("--repeats", type=int, default=5)
+    q.add_argument("--out", type=Path)
     c = sub.add_parser("_child")
     c.add_argument("kind")
     c.add_argument("video")
@@ -182,7 +234,7 @@ def main() -> None:
             out = _fallwatch_run(args.video, args.imgsz, args.device, extra)
         print(json.dumps(out))
         return
-    report = bench_pipeline(args) if args.what == "pipeline" else bench_tracker(args)
+    report = {"pipeline": bench_pipeline, "tracker": bench_tracker, "pose": bench_pose}[args.what](args)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=2) + "\n")

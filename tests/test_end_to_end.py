@@ -58,7 +58,8 @@ def test_summary_describes_the_run(tud_run, weights_dir):
         "f59b3d833e2ff32e194b5bb8e08d211dc7c5bdf144b90d2c8412c47ccfc83b36",
     )
     assert s["config"]["detect"]["conf"] == 0.1
-    assert {"detect", "track", "read", "write"} <= set(s["timing_ms"])
+    assert {"detect", "track", "pose", "read", "write"} <= set(s["timing_ms"])
+    assert s["models"]["pose"]["sha256"] == "ce67da6165881e3e71e8ae31c77cd8856c6a9b483f9d722a5398f00a509fde69"
     assert "complete: 71 frames" in tud_run["proc"].stdout
 
 
@@ -92,3 +93,24 @@ def test_mot_file_matches_jsonl(tud_run):
     first = lines[0]["persons"][0]
     row = rows[(rows[:, 0] == 1) & (rows[:, 1] == first["id"])][0]
     assert np.allclose(row[2:4], first["box"][:2], atol=0.06)
+
+
+def test_keypoints_are_anatomically_ordered(tud_run):
+    """Standing pedestrians: nose above hips above ankles in most person-frames with confident joints."""
+    ordered = judged = 0
+    for d in read_jsonl(tud_run["jsonl"]):
+        for p in d["persons"]:
+            kp = np.array([[np.nan if v is None else v for v in row] for row in p["keypoints"]], np.float64)
+            assert kp.shape == (17, 3)
+            x1, y1, x2, y2 = p["box"]
+            if y2 - y1 < 150:
+                continue
+            conf = kp[:, 2] >= 0.3
+            if not (conf[0] and conf[11:13].any() and conf[15:17].any()):
+                continue
+            judged += 1
+            hips = np.nanmean(np.where(conf[11:13], kp[11:13, 1], np.nan))
+            ankles = np.nanmean(np.where(conf[15:17], kp[15:17, 1], np.nan))
+            ordered += kp[0, 1] < hips < ankles
+    assert judged >= 100
+    assert ordered / judged >= 0.9, (ordered, judged)

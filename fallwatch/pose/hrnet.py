@@ -14,6 +14,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -231,3 +232,32 @@ def load_checkpoint(model: HRNet, checkpoint) -> None:
     if unexpected:
         raise CheckpointError(f"checkpoint has an unexpected key {unexpected[0]!r}: not this HRNet")
     model.load_state_dict(sd, strict=True)
+
+
+# mmpose's ImageNet statistics for RGB input in 0-255, which the official and mmpose checkpoints were trained with.
+RGB_MEAN = (123.675, 116.28, 103.53)
+RGB_STD = (58.395, 57.12, 57.375)
+
+
+class HRNetHeatmapModel:
+    """`model(crops (N, H, W, 3) uint8 RGB) -> heatmaps (N, K, H/4, W/4)`, preprocessing as the checkpoints expect.
+    Heatmap pixel i maps to input pixel i x stride (mmpose's codec convention), hence no offset."""
+
+    heatmap_offset = 0.0
+
+    def __init__(self, path: Path | None, spec: HRNetSpec, input_size: tuple[int, int], device: str = "cpu"):
+        self.device = torch.device(device)
+        self.net = HRNet(spec)
+        if path is not None:
+            load_checkpoint(self.net, path)
+        self.net.eval().to(self.device)
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.mean = torch.tensor(RGB_MEAN, device=self.device).view(1, 3, 1, 1)
+        self.std = torch.tensor(RGB_STD, device=self.device).view(1, 3, 1, 1)
+
+    @torch.inference_mode()
+    def __call__(self, crops: np.ndarray) -> np.ndarray:
+        if len(crops) == 0:
+            return np.zeros((0, self.net.spec.num_joints, 1, 1), np.float32)
+        x = torch.from_numpy(np.ascontiguousarray(crops)).to(self.device).permute(0, 3, 1, 2).float()
+        return self.net((x - self.mean) / self.std).float().cpu().numpy()

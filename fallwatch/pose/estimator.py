@@ -1,0 +1,94 @@
+"""PoseEstimator: tracked boxes + frame -> 17 COCO keypoints per person, one batched forward per frame.
+
+crop (fixed aspect, enlarged, affine warp) -> heatmap model -> argmax + DARK -> x stride -> inverse affine -> frame.
+The heatmap model is any object with `input_size` (w, h) and `__call__(crops uint8 RGB) -> heatmaps`: HRNet (torch)
+or an ONNX heatmap model such as MoveNet; which one is a config change.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fallwatch.config import PoseConfig
+from fallwatch.errors import FallwatchError
+from fallwatch.pose import crop
+from fallwatch.pose.dark import decode_heatmaps
+from fallwatch.pose.smoothing import KeypointSmoother
+from fallwatch.types import NUM_KEYPOINTS, Poses, Tracks
+
+# Left/right pairs in COCO-17 order, for the flip test.
+FLIP_PAIRS = ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16))
+FLIP_INDEX = np.arange(NUM_KEYPOINTS)
+for _a, _b in FLIP_PAIRS:
+    FLIP_INDEX[_a], FLIP_INDEX[_b] = _b, _a
+
+
+def build_heatmap_model(cfg: PoseConfig, path: Path, device: str):
+    backend = cfg.backend
+    if backend == "auto":
+        backend = "onnx" if path.suffix.lower() == ".onnx" else "hrnet"
+    if backend == "onnx":
+        from fallwatch.pose.onnx_heatmap import OnnxHeatmapModel
+
+        return OnnxHeatmapModel(path, device)
+    from fallwatch.pose.hrnet import HRNetHeatmapModel, HRNetSpec
+
+    return HRNetHeatmapModel(path, HRNetSpec(width=cfg.hrnet_width), tuple(cfg.input_size), device)
+
+
+class PoseEstimator:
+    """`estimator(image BGR, tracks, time) -> Poses` aligned with `tracks`."""
+
+    def __init__(self, cfg: PoseConfig, model):
+        if cfg.batch < 1:
+            raise FallwatchError("pose.batch must be at least 1")
+        self.cfg = cfg
+        self.model = model
+        w, h = model.input_size
+        self.aspect = w / h
+        self.smoother = None
+        if cfg.smoothing:
+            self.smoother = KeypointSmoother(cfg.one_euro_min_cutoff, cfg.one_euro_beta, cfg.one_euro_d_cutoff)
+
+    def __call__(self, image: np.ndarray, tracks: Tracks, time: float = 0.0) -> Poses:
+        if self.smoother is not None and tracks.ended:
+            self.smoother.forget(tracks.ended)
+        keypoints = self.estimate(image, tracks.boxes)
+        if self.smoother is not None:
+            for i, tid in enumerate(tracks.ids):
+                keypoints[i, :, :2] = self.smoother(int(tid), keypoints[i, :, :2], time)
+        return Poses(keypoints)
+
+    def estimate(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """(N, 4) xyxy boxes -> (N, 17, 3) keypoints (x, y in frame pixels, score)."""
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        if len(boxes) == 0:
+            return np.zeros((0, NUM_KEYPOINTS, 3), np.float32)
+        size = self.model.input_size
+        centres, sizes = crop.center_size(boxes, self.aspect, self.cfg.padding)
+        matrices = crop.crop_matrices(centres, sizes, size)
+        rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        crops = crop.warp_crops(rgb, matrices, size)
+        heatmaps = self._heatmaps(crops)
+        coords, scores = decode_heatmaps(heatmaps, self.cfg.blur_kernel, self.cfg.dark)
+        stride = np.array([size[0] / heatmaps.shape[-1], size[1] / heatmaps.shape[-2]])
+        crop_xy = (coords.astype(np.float64) + getattr(self.model, "heatmap_offset", 0.0)) * stride
+        frame_xy = crop.apply(crop.invert(matrices), crop_xy)
+        frame_xy[scores <= 0] = np.nan  # no evidence at all for this joint
+        return np.concatenate([frame_xy, np.clip(scores, 0, None)[..., None]], axis=-1).astype(np.float32)
+
+    def _heatmaps(self, crops: np.ndarray) -> np.ndarray:
+        out = []
+        for start in range(0, len(crops), self.cfg.batch):
+            chunk = crops[start:start + self.cfg.batch]
+            heatmaps = self.model(chunk)
+            if self.cfg.flip_test:
+                flipped = self.model(np.ascontiguousarray(chunk[:, :, ::-1]))
+                flipped = flipped[:, FLIP_INDEX, :, ::-1].copy()
+                flipped[..., 1:] = flipped[..., :-1]  # undo the flip's sub-pixel offset (mmpose's shift_heatmap)
+                heatmaps = 0.5 * (heatmaps + flipped)
+            out.append(heatmaps)
+        return np.concatenate(out)
