@@ -230,7 +230,7 @@ def main() -> None:
         if args.kind == "ultralytics":
             out = _ultralytics_predict(args.video, args.imgsz, args.device, det.conf, det.iou)
         else:
-            extra = ["track.enabled=false", "output.video=false", *(args.set or [])]
+            extra = ["track.enabled=false", "pose.enabled=false", "output.video=false", *(args.set or [])]
             out = _fallwatch_run(args.video, args.imgsz, args.device, extra)
         print(json.dumps(out))
         return
