@@ -35,6 +35,32 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--mot", action="store_true", help="also write MOTChallenge tracks (<name>.mot.txt)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    train = sub.add_parser("train", help="train a model").add_subparsers(dest="what", required=True)
+    action = train.add_parser("action", help="the ST-GCN fall classifier, from skeleton sequences")
+    action.add_argument("--kaggle", type=Path, help="COCO-17 sequence set (.npz with keypoints/offsets/labels)")
+    action.add_argument("--extracted", type=Path, help="folder written by scripts/extract_skeletons.py")
+    action.add_argument("--clips", nargs="*", help="extracted clips to train on (default: the manifest's train split)")
+    action.add_argument("--out", type=Path, default=Path("models/stgcn_fall.pt"))
+    action.add_argument("--epochs", type=int, default=8)
+    action.add_argument("--windows-per-epoch", type=int, default=8000)
+    action.add_argument("--widths", type=int, nargs="*", help="block widths (default 32 32 64 64 128)")
+    action.add_argument("--strides", type=int, nargs="*", help="block temporal strides")
+    action.add_argument("--seed", type=int, default=0)
+    action.add_argument("--resume", type=Path, help="continue from a .last.pt checkpoint")
+    action.add_argument("--config", type=Path)
+    action.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    action.add_argument("--no-progress", action="store_true")
+
+    evaluate = sub.add_parser("eval", help="evaluate").add_subparsers(dest="what", required=True)
+    falls = evaluate.add_parser("falls", help="fall events of the full pipeline against labelled clips")
+    falls.add_argument("videos", nargs="*", type=Path, help="clips to run (default: every clip in --labels)")
+    falls.add_argument("--labels", type=Path, required=True,
+                       help="CSV: file,fall_start_frame,fall_end_frame[,roi,group] (see docs/formats.md)")
+    falls.add_argument("--config", type=Path)
+    falls.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    falls.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    falls.add_argument("--out", type=Path, help="write the metrics as JSON here")
+
     models = sub.add_parser("models", help="list registered models and where each is found")
     models.add_argument("--config", type=Path, help="YAML file overlaid on configs/default.yaml")
     return parser
@@ -49,6 +75,14 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "models":
             return _models(args)
+        if args.command == "eval":
+            return _eval_falls(args)
+        if args.command == "train":
+            from fallwatch.train.action import run_from_args
+
+            report = run_from_args(args)
+            print(f"fallwatch: trained {args.out}: best validation AUC {report['best_val_auc']:.4f}")
+            return EXIT_OK
     except KeyboardInterrupt:
         print("fallwatch: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -114,4 +148,36 @@ def _models(args: argparse.Namespace) -> int:
         used = f" [used by {in_use[name]}]" if name in in_use else ""
         print(f"{name:22s} {entry.task:7s} {entry.file:36s} {where}{used}")
         print(f"{'':22s} licence: {entry.licence}")
+    return EXIT_OK
+
+
+def _eval_falls(args: argparse.Namespace) -> int:
+    import json
+
+    from fallwatch.config import load_config
+    from fallwatch.eval.clips import read_labels_csv
+    from fallwatch.eval.falls import run_clip, score
+    from fallwatch.io.sources import SourceError
+    from fallwatch.pipeline import Pipeline
+
+    overrides = [*args.overrides, "run.progress=false"] + ([f"run.device={args.device}"] if args.device else [])
+    cfg = load_config(args.config, overrides)
+    if not args.labels.is_file():
+        raise SourceError(f"labels file not found: {args.labels}")
+    clips = read_labels_csv(args.labels)
+    if args.videos:
+        wanted = {p.resolve() for p in args.videos}
+        clips = [c for c in clips if c.path.resolve() in wanted]
+        if not clips:
+            raise SourceError("none of the given videos is in the labels file")
+    pipeline = Pipeline(cfg)
+    results = []
+    for clip in clips:
+        results.append(run_clip(pipeline, clip))
+        r = results[-1]
+        print(f"{clip.name}: {r.frames} frames, alarms at frames {r.alarms}", flush=True)
+    report = score(results)
+    print(json.dumps({k: v for k, v in report.items() if k != "clips"}, indent=2))
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
     return EXIT_OK

@@ -76,6 +76,21 @@ class PoseConfig:
 
 
 @dataclass
+class ActionConfig:
+    enabled: bool
+    model: str
+    window_steps: int
+    rate_hz: float
+    min_span_s: float
+    min_keypoint_score: float
+    max_gap_s: float
+    stride: int
+    on_threshold: float
+    off_threshold: float
+    min_duration_s: float
+
+
+@dataclass
 class OutputConfig:
     video: bool
     jsonl: bool
@@ -106,6 +121,7 @@ class Config:
     detect: DetectConfig
     track: TrackConfig
     pose: PoseConfig
+    action: ActionConfig
     output: OutputConfig
     run: RunConfig
 

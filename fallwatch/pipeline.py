@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from fallwatch import __version__
+from fallwatch.action.recognizer import FallRecognizer, load_stgcn
 from fallwatch.config import Config, ConfigError
 from fallwatch.detect import YoloDetector
 from fallwatch.device import select_device
@@ -107,9 +108,19 @@ class Pipeline:
             self.models["pose"] = resolve(cfg.pose.model, cfg.run.allow_download)
             model = build_heatmap_model(cfg.pose, self.models["pose"].path, self.device)
             self.pose = PoseEstimator(cfg.pose, model)
+        self.action_model = None
+        if cfg.action.enabled:
+            if not (cfg.track.enabled and cfg.pose.enabled):
+                raise ConfigError("action.enabled needs track.enabled and pose.enabled (or set action.enabled=false)")
+            self.models["action"] = resolve(cfg.action.model, cfg.run.allow_download)
+            self.action_model, _ = load_stgcn(self.models["action"].path, self.device)
         self.timer = StageTimer()
 
-    def process(self, frame: Frame, tracker=None) -> FrameResult:
+    def new_recognizer(self) -> FallRecognizer | None:
+        """Per-input state of the action stage (windows, open events)."""
+        return FallRecognizer(self.cfg.action, self.action_model, self.device) if self.action_model else None
+
+    def process(self, frame: Frame, tracker=None, recognizer=None) -> FrameResult:
         """Run every stage on one frame."""
         with self.timer("detect"):
             detections = self.detector(frame.image)
@@ -123,7 +134,12 @@ class Pipeline:
                     poses = self.pose(frame.image, tracks, frame.time)
                 else:
                     poses = Poses(self.pose.estimate(frame.image, detections.boxes))
-        return FrameResult(index=frame.index, time=frame.time, detections=detections, tracks=tracks, poses=poses)
+        actions, events = None, ()
+        if recognizer is not None:
+            with self.timer("action"):
+                actions, opened_closed = recognizer.update(frame.index, frame.time, tracks, poses)
+                events = tuple(opened_closed)
+        return FrameResult(frame.index, frame.time, detections, tracks, poses, actions, events)
 
     def run(self, source: str, outdir: Path, max_frames: int | None = None, progress: bool | None = None) -> RunResult:
         """Process `source` into `outdir`. Ctrl-C / SIGTERM end the run cleanly with status `interrupted`."""
@@ -133,6 +149,7 @@ class Pipeline:
         with open_source(source, settings) as src:
             paths = self._prepare_outputs(outdir, src.info)
             tracker = self.tracker_factory(src.info.fps) if self.tracker_factory else None
+            recognizer = self.new_recognizer()
             sinks = self._open_sinks(paths, src.info)
             started, t0 = dt.datetime.now(dt.timezone.utc), time.perf_counter()
             status, error, frames, counts = "complete", None, 0, _Counts()
@@ -140,7 +157,7 @@ class Pipeline:
             signals.terminate_as_interrupt()
             bar = self._progress(src.info, max_frames, progress)
             try:
-                frames = self._loop(src, tracker, sinks, max_frames, counts, bar)
+                frames = self._loop(src, tracker, recognizer, sinks, max_frames, counts, bar)
             except KeyboardInterrupt:
                 status = "interrupted"
             except Exception as exc:
@@ -163,14 +180,14 @@ class Pipeline:
                     signals.restore()
         return RunResult(status, frames, outdir, {k: str(v) for k, v in paths.items()}, summary)
 
-    def _loop(self, src: FrameSource, tracker, sinks: dict, max_frames: int | None, counts, bar) -> int:
+    def _loop(self, src: FrameSource, tracker, recognizer, sinks: dict, max_frames: int | None, counts, bar) -> int:
         frames_iter = iter(src)
         while max_frames is None or counts.frames < max_frames:
             with self.timer("read"):
                 frame = next(frames_iter, None)
             if frame is None:
                 break
-            result = self.process(frame, tracker)
+            result = self.process(frame, tracker, recognizer)
             with self.timer("write"):
                 for sink in sinks.values():
                     sink.write(frame, result)

@@ -5,6 +5,8 @@
         video, model, image size and device, alternating A/B runs in fresh subprocesses; per-stage ms and the ratio.
     python scripts/bench.py tracker [--tracks 30] [--frames 600]
         tracker update cost on one CPU core (no GMC), and GMC's cost per 1280x720 frame.
+    python scripts/bench.py action [--frames 300]
+        action stage per frame at 1, 4 and 16 tracks with the shipped model, CPU.
     python scripts/bench.py pose [--repeats 5]
         pose stage (crop + forward + DARK + inverse map) per person at 1, 4 and 16 people per frame, CPU.
 """
@@ -197,6 +199,35 @@ def bench_pose(args) -> dict:
     return results
 
 
+def bench_action(args) -> dict:
+    """Action stage cost per frame (buffers, windows every `stride` frames, one batched forward) at 1, 4, 16 tracks,
+    with the shipped model, CPU; and the share it adds to a frame of the full pipeline at 4 tracks."""
+    from fallwatch.action.recognizer import FallRecognizer, load_stgcn
+    from fallwatch.config import load_config
+    from fallwatch.types import Poses, Tracks
+    from fallwatch.weights import resolve
+
+    cfg = load_config().action
+    model, _ = load_stgcn(resolve(cfg.model, allow_download=False).path)
+    rng = np.random.default_rng(0)
+    base = rng.uniform(50, 400, (17, 2))
+    results = {}
+    for n in (1, 4, 16):
+        rec = FallRecognizer(cfg, model)
+        times = []
+        for f in range(args.frames):
+            t = f / 25.0
+            kps = np.concatenate([base[None] + rng.normal(0, 2, (n, 17, 2)), np.full((n, 17, 1), 0.9)], -1)
+            tracks = Tracks(np.arange(1, n + 1), np.tile([0, 0, 100, 300], (n, 1)), np.full(n, 0.9))
+            t0 = time.perf_counter()
+            rec.update(f, t, tracks, Poses(kps.astype(np.float32)))
+            times.append(time.perf_counter() - t0)
+        steady = times[50:]  # after the windows are ready
+        results[f"ms_per_frame_at_{n}_tracks"] = round(1000 * float(np.mean(steady)), 3)
+    print(json.dumps(results, indent=2))
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="fallwatch benchmarks")
     sub = parser.add_subparsers(dest="what", required=True)
@@ -216,6 +247,9 @@ def main() -> None:
     q.add_argument("--video", default=str(HERE.parent.parent / "shared/data/mot/PETS09-S2L1/vtest.avi"))
     q.add_argument("--repeats", type=int, default=5)
     q.add_argument("--out", type=Path)
+    a = sub.add_parser("action")
+    a.add_argument("--frames", type=int, default=300)
+    a.add_argument("--out", type=Path)
     c = sub.add_parser("_child")
     c.add_argument("kind")
     c.add_argument("video")
@@ -234,7 +268,8 @@ def main() -> None:
             out = _fallwatch_run(args.video, args.imgsz, args.device, extra)
         print(json.dumps(out))
         return
-    report = {"pipeline": bench_pipeline, "tracker": bench_tracker, "pose": bench_pose}[args.what](args)
+    benches = {"pipeline": bench_pipeline, "tracker": bench_tracker, "pose": bench_pose, "action": bench_action}
+    report = benches[args.what](args)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -114,3 +114,28 @@ def test_keypoints_are_anatomically_ordered(tud_run):
             ordered += kp[0, 1] < hips < ankles
     assert judged >= 100
     assert ordered / judged >= 0.9, (ordered, judged)
+
+
+def test_a_real_fall_is_reported(tmp_path, weights_dir):
+    """GMDCSA24 S3_Fall_19 (held out from training): the events overlap the labelled fall, the video shows it."""
+    from conftest import DATA, run_cli
+
+    clip = DATA / "videos" / "gmdcsa24" / "videos" / "S3_Fall_19.mp4"
+    fall_start, fall_end = 29, 48  # labels.csv
+    proc = run_cli("run", str(clip), "-o", str(tmp_path), "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    events = json.loads((tmp_path / "S3_Fall_19.events.json").read_text())["events"]
+    assert events, "no fall event"
+    fps = 14.985
+    assert any(e["start_frame"] <= fall_end + 3 * fps and (e["end_frame"] is None or e["end_frame"] >= fall_start)
+               for e in events)
+    lines = read_jsonl(tmp_path / "S3_Fall_19.frames.jsonl")
+    fallen = [d["frame"] for d in lines if any(p.get("state") == "fallen" for p in d["persons"])]
+    assert fallen and min(fallen) >= fall_start - fps / 2
+    assert all(p["fall_prob"] is None or 0 <= p["fall_prob"] <= 1 for d in lines for p in d["persons"])
+    cap = cv2.VideoCapture(str(tmp_path / "S3_Fall_19.mp4"))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, min(fallen))
+    ok, image = cap.read()
+    cap.release()
+    banner = image[: max(28, image.shape[0] // 14)]
+    assert ok and banner[..., 2].mean() > 150 and banner[..., 0].mean() < 120  # the red FALL banner

@@ -31,6 +31,8 @@ class YoloDetector:
             raise FallwatchError(f"{weights.path} has no 'person' class 0 (class 0 is {names.get(PERSON_CLASS)!r})")
 
     def __call__(self, image: np.ndarray) -> Detections:
+        # `half` is only passed when on: ultralytics 8.4 warns on every call that passes it at all.
+        extra = {"half": True} if self.half else {}
         result = self.model.predict(
             image,
             classes=[PERSON_CLASS],
@@ -38,9 +40,9 @@ class YoloDetector:
             iou=self.cfg.iou,
             imgsz=self.cfg.imgsz,
             max_det=self.cfg.max_det,
-            half=self.half,
             device=self.device,
             verbose=False,
+            **extra,
         )[0]
         boxes = result.boxes
         if boxes is None or len(boxes) == 0:

@@ -1,0 +1,1 @@
+"""Action stage: per-track skeleton windows -> ST-GCN p(fall) -> fall events."""

@@ -1,0 +1,189 @@
+"""Fall-event metrics against labelled clips, and the policies compared on the same skeletons.
+
+An alarm is the moment an event is *confirmed* (the frame it opens). In a fall clip the first alarm between
+`early_s` before the onset and `late_s` after the person reached the floor is the detection (latency = alarm time
+minus onset); every other alarm is false. Every alarm in a clip without a fall is false. Precision = detections /
+alarms, recall = detected falls / falls; false alarms per hour are counted on fall-free clips.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fallwatch.types import Poses, Tracks
+
+EARLY_S = 0.5
+LATE_S = 3.0
+
+
+@dataclass
+class ClipResult:
+    name: str
+    fps: float
+    frames: int
+    fall_start: int | None
+    fall_end: int | None
+    alarms: list[int] = field(default_factory=list)  # confirmation frames
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.fps
+
+
+def score(results: list[ClipResult]) -> dict:
+    detected, false_alarms, latencies, fall_free_s, fall_free_alarms = 0, 0, [], 0.0, 0
+    falls = sum(r.fall_start is not None for r in results)
+    alarms = sum(len(r.alarms) for r in results)
+    per_clip = {}
+    for r in results:
+        if r.fall_start is None:
+            false_alarms += len(r.alarms)
+            fall_free_s += r.duration_s
+            fall_free_alarms += len(r.alarms)
+            per_clip[r.name] = {"fall": False, "alarms": len(r.alarms)}
+            continue
+        lo = r.fall_start / r.fps - EARLY_S
+        hi = (r.fall_end if r.fall_end is not None else r.fall_start) / r.fps + LATE_S
+        hits = [a for a in r.alarms if lo <= a / r.fps <= hi]
+        if hits:
+            detected += 1
+            latencies.append(hits[0] / r.fps - r.fall_start / r.fps)
+        false_alarms += len(r.alarms) - min(len(hits), 1)
+        per_clip[r.name] = {"fall": True, "detected": bool(hits), "alarms": len(r.alarms),
+                            "latency_s": round(latencies[-1], 3) if hits else None}
+    precision = detected / (detected + false_alarms) if detected + false_alarms else 0.0
+    recall = detected / falls if falls else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "falls": falls,
+        "detected": detected,
+        "alarms": alarms,
+        "false_alarms": false_alarms,
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "latency_median_s": float(np.median(latencies)) if latencies else None,
+        "latency_worst_s": float(np.max(latencies)) if latencies else None,
+        "fall_free_hours": fall_free_s / 3600,
+        "false_alarms_per_hour": fall_free_alarms / (fall_free_s / 3600) if fall_free_s else None,
+        "clips": per_clip,
+    }
+
+
+def frames_of(data: dict) -> list[tuple[int, float, Tracks, Poses]]:
+    """Per-frame (index, time, Tracks, Poses) from an extracted-skeleton npz; `ended` is reconstructed as the ids
+    unseen for `lost_frames` frames (what the tracker's buffer does)."""
+    n, fps = int(data["frames"]), float(data["fps"])
+    lost_frames = max(1, int(fps))  # ByteTrack's 30-frame buffer at 30 fps
+    frame_rows = {}
+    for i, f in enumerate(data["frame"]):
+        frame_rows.setdefault(int(f), []).append(i)
+    last_seen: dict[int, int] = {}
+    out = []
+    for f in range(n):
+        rows = frame_rows.get(f, [])
+        ids = data["id"][rows]
+        for t in ids:
+            last_seen[int(t)] = f
+        ended = tuple(t for t, seen in last_seen.items() if f - seen > lost_frames)
+        for t in ended:
+            del last_seen[t]
+        time = float(data["time"][rows[0]]) if rows else f / fps
+        tracks = Tracks(ids, data["box"][rows], data["score"][rows], ended)
+        out.append((f, time, tracks, Poses(data["keypoints"][rows])))
+    return out
+
+
+def replay_sliding(recognizer, data: dict) -> list[int]:
+    """fallwatch's policy: the alarms (confirmation frames) the recognizer raises on these skeletons."""
+    alarms = []
+    for f, time, tracks, poses in frames_of(data):
+        _, events = recognizer.update(f, time, tracks, poses)
+        alarms += [f for e in events if e.end_frame is None]
+    return alarms
+
+
+def replay_pp_human(recognizer, data: dict, window: int = 50) -> list[int]:
+    """PP-Human's policy on the same model: tumbling windows of `window` consecutive frames per track (no time
+    resampling), a track missing for one frame is classified at once on its zero-padded partial window and
+    flushed, and a window is a fall when p(fall) > 0.5 (argmax) - no threshold, no hysteresis."""
+    from fallwatch.action.buffers import normalise
+
+    buffers: dict[int, list[np.ndarray]] = {}
+    alarms = []
+
+    def classify(frames: list[np.ndarray]) -> bool:
+        w = np.zeros((window, 17, 3), np.float32)
+        kp = np.stack(frames)[:window]
+        ok = (kp[..., 2] >= recognizer.cfg.min_keypoint_score) & np.isfinite(kp[..., :2]).all(-1)
+        w[: len(kp), :, :2] = np.where(ok[..., None], kp[..., :2], 0)
+        w[: len(kp), :, 2] = ok
+        return bool(recognizer.probabilities(normalise(w)[None])[0] > 0.5)
+
+    for f, _, tracks, poses in frames_of(data):
+        present = {int(t) for t in tracks.ids}
+        for tid in [t for t in buffers if t not in present]:
+            frames = buffers.pop(tid)
+            if frames and classify(frames):
+                alarms.append(f)
+        for tid, kp in zip(tracks.ids, poses.keypoints, strict=True):
+            buf = buffers.setdefault(int(tid), [])
+            buf.append(kp)
+            if len(buf) == window:
+                if classify(buf):
+                    alarms.append(f)
+                buffers[int(tid)] = []
+    return alarms
+
+
+def run_clip(pipeline, clip) -> ClipResult:
+    """The full pipeline (detect, track, pose, action) over one labelled clip; its alarms."""
+    from fallwatch.io.sources import ReaderSettings, open_source
+    from fallwatch.types import Frame
+
+    with open_source(str(clip.path), ReaderSettings.from_config(pipeline.cfg.run)) as src:
+        tracker, recognizer = pipeline.tracker_factory(src.info.fps), pipeline.new_recognizer()
+        result = ClipResult(clip.name, src.info.fps, 0, clip.fall_start, clip.fall_end)
+        for frame in src:
+            image = frame.image
+            if clip.roi is not None:
+                x1, y1, x2, y2 = clip.roi
+                image = np.ascontiguousarray(image[y1:y2, x1:x2])
+            out = pipeline.process(Frame(frame.index, frame.time, image), tracker, recognizer)
+            result.alarms += [frame.index for e in out.events if e.end_frame is None]
+            result.frames += 1
+    return result
+
+
+def replay_posture_bilstm(session, scaler: dict, data: dict, window: int = 60, stride: int = 3,
+                          on: float = 0.7, off: float = 0.4) -> list[int]:
+    """The public posture-aware BiLSTM (standing model) as a baseline: per track, the last `window` frames of COCO
+    joints 5-16 in raw pixels, standardised with its scaler, every `stride` frames; an alarm when p crosses `on`
+    (re-armed below `off`), the same hysteresis as ours without the minimum duration."""
+    mean, scale = np.asarray(scaler["mean"], np.float32), np.asarray(scaler["scale"], np.float32)
+    history: dict[int, list[np.ndarray]] = {}
+    armed: dict[int, bool] = {}
+    alarms = []
+    for f, _, tracks, poses in frames_of(data):
+        for tid in tracks.ended:
+            history.pop(tid, None)
+            armed.pop(tid, None)
+        batch, owners = [], []
+        for tid, kp in zip(tracks.ids, poses.keypoints, strict=True):
+            h = history.setdefault(int(tid), [])
+            h.append(np.nan_to_num(kp[5:17, :2]).reshape(-1))
+            del h[:-window]
+            if len(h) == window and f % stride == 0:
+                batch.append((np.stack(h) - mean) / scale)
+                owners.append(int(tid))
+        if batch:
+            probs = session.run(None, {session.get_inputs()[0].name: np.stack(batch).astype(np.float32)})[0]
+            for tid, p in zip(owners, np.asarray(probs).reshape(len(owners), -1)[:, -1], strict=True):
+                if armed.get(tid, True) and p >= on:
+                    alarms.append(f)
+                    armed[tid] = False
+                elif p < off:
+                    armed[tid] = True
+    return alarms

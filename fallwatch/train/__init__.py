@@ -1,0 +1,1 @@
+"""Training: the fall classifier (action) from skeleton sequences."""

@@ -1,0 +1,132 @@
+"""Action stage: graph, network size, windows (time resampling, gaps, normalisation), recognizer events and
+awkward input. The shipped model's accuracy is measured by scripts/eval_falls.py (docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fallwatch.action.buffers import TrackBuffers, WindowSpec, normalise, resample
+from fallwatch.action.graph import spatial_partitions
+from fallwatch.action.recognizer import FallRecognizer
+from fallwatch.action.stgcn import STGCN, STGCNSpec, count_macs
+from fallwatch.config import load_config
+from fallwatch.types import Poses, Tracks
+
+SPEC = WindowSpec(steps=50, rate_hz=25.0, min_span_s=1.0, min_score=0.2, max_gap_s=1.0)
+
+
+def standing(t: float, drop: float = 0.0) -> np.ndarray:
+    """A COCO-17 stick figure (pixels, y down), hips at y=300 + drop, swaying with time."""
+    sway = 10 * np.sin(2 * np.pi * 0.5 * t)
+    ys = np.array([100, 95, 95, 100, 100, 150, 150, 200, 200, 250, 250, 300, 300, 380, 380, 460, 460], float)
+    xs = np.array([0, -5, 5, -10, 10, -30, 30, -40, 40, -45, 45, -20, 20, -22, 22, -24, 24], float) + 300 + sway
+    return np.stack([xs, ys + drop, np.full(17, 0.9)], 1).astype(np.float32)
+
+
+def test_partitions_are_normalised_neighbourhoods():
+    a = spatial_partitions()
+    assert a.shape == (3, 17, 17)
+    assert np.allclose(a.sum(axis=(0, 1)), 1.0)  # each joint's neighbourhood weights sum to one
+    assert a[0, 11, 11] > 0 and a[1:, 11, 11].sum() == 0  # the centre is its own root
+
+
+def test_reference_configuration_size():
+    model = STGCN(STGCNSpec(in_channels=2))  # PP-Human: C=2, V=17, K=3, 2 classes
+    params = sum(p.numel() for p in model.parameters())
+    assert abs(params - 3.07e6) / 3.07e6 < 0.01
+    assert 0.9e9 < count_macs(model, 50) < 1.1e9
+
+
+def test_windows_mean_the_same_motion_at_15_and_60_fps():
+    windows = []
+    for fps in (15.0, 60.0):
+        times = np.arange(0, 3.0, 1 / fps)
+        kps = np.stack([standing(t, drop=120 * max(0.0, t - 1.5)) for t in times])
+        windows.append(normalise(resample(times, kps, SPEC, end_time=times[-1])))
+    assert np.abs(windows[0] - windows[1]).max() < 0.05
+
+
+def test_missing_joints_are_interpolated_not_zeroed():
+    times = np.arange(0, 2.5, 1 / 25)
+    kps = np.stack([standing(t) for t in times])
+    kps[20:30, 9, 2] = 0.05  # the left wrist drops out for 0.4 s
+    kps[:, 3, 2] = 0.0  # the left ear is never seen
+    w = resample(times, kps, SPEC, end_time=times[-1])
+    assert np.all(w[:, 9, 2] == 1) and np.all(np.abs(w[:, 9, 0] - 255) < 12)  # wrist ~x=255 throughout
+    assert np.all(w[:, 3, 2] == 0)
+
+
+def test_window_normalisation_keeps_the_drop_of_a_fall():
+    times = np.arange(0, 2.0, 1 / 25)
+    kps = np.stack([standing(t, drop=200 * min(1.0, max(0.0, t - 0.8) / 0.6)) for t in times])
+    w = normalise(resample(times, kps, SPEC, end_time=times[-1]))
+    hips_y = w[:, 11:13, 1].mean(1)
+    assert hips_y[-1] - hips_y[0] == pytest.approx(200 / 150, abs=0.05)  # a 200 px drop, torso 150 px
+
+
+class _Scripted(torch.nn.Module):
+    """A stand-in network whose p(fall) follows a script, to test the event logic alone."""
+
+    def __init__(self):
+        super().__init__()
+        self.p = 0.0
+
+    def forward(self, x):
+        p = torch.full((x.shape[0],), self.p)
+        return torch.stack([torch.log1p(-p.clamp(max=1 - 1e-6)), torch.log(p.clamp(min=1e-6))], 1)
+
+
+def _cfg(**kw):
+    return load_config(overrides=[f"action.{k}={v}" for k, v in kw.items()]).action
+
+
+def test_events_open_after_min_duration_and_close_with_hysteresis():
+    net = _Scripted()
+    rec = FallRecognizer(_cfg(stride=1, on_threshold=0.7, off_threshold=0.4, min_duration_s=0.2), net)
+    script = [0.1] * 30 + [0.9] * 10 + [0.5] * 10 + [0.2] * 5  # 25 fps
+    states, opened, closed = [], [], []
+    for f, p in enumerate(script):
+        net.p = p
+        t = f / 25
+        acts, events = rec.update(f, t, Tracks([4], [[100, 100, 200, 400]], [0.9]), Poses(standing(t)[None]))
+        states.append(acts.state[0])
+        opened += [e for e in events if e.end_frame is None]
+        closed += [e for e in events if e.end_frame is not None]
+    assert len(opened) == 1 and len(closed) == 1
+    assert opened[0].start_frame == 30 and states[30] == "pending" and states[35] == "fallen"
+    assert states[45] == "fallen"  # 0.5 is below on but above off: the event stays open
+    assert closed[0].end_frame == 50 and states[-1] == "ok" and closed[0].peak_prob == pytest.approx(0.9, abs=1e-3)
+
+
+def test_awkward_input_gives_no_exception_and_no_event():
+    net = _Scripted()
+    net.p = 0.99
+    rec = FallRecognizer(_cfg(stride=1), net)
+    # A track shorter than min_span: not ready, probability NaN, state ok.
+    acts, events = rec.update(0, 0.0, Tracks([1], [[0, 0, 10, 10]], [0.9]), Poses(standing(0)[None]))
+    assert np.isnan(acts.fall_prob[0]) and acts.state == ("ok",) and not events
+    # Missing timestamps, NaN keypoints, a window with no joints at all.
+    nan_kp = np.full((1, 17, 3), np.nan, np.float32)
+    for f in range(1, 40):
+        acts, events = rec.update(f, float("nan"), Tracks([2], [[0, 0, 10, 10]], [0.9]), Poses(nan_kp))
+        assert not events
+    zero = np.zeros((1, 17, 3), np.float32)
+    for f in range(40, 80):
+        acts, events = rec.update(f, f / 25, Tracks([3], [[0, 0, 10, 10]], [0.9]), Poses(zero))
+        assert np.isfinite(acts.fall_prob).all() or np.isnan(acts.fall_prob).all()
+    # An ended track frees its window and closes nothing it did not open.
+    _, events = rec.update(80, 80 / 25, Tracks.empty(ended=(1, 2, 3)), Poses(np.zeros((0, 17, 3))))
+    assert len(rec.buffers) == 0
+
+
+def test_buffers_evict_and_reset_after_a_gap():
+    buf = TrackBuffers(SPEC)
+    for f in range(30):
+        buf.add(f / 25, np.array([1]), standing(f / 25)[None])
+    assert buf.ready(1, 29 / 25)
+    buf.add(10.0, np.array([1]), standing(10.0)[None])  # back after 8 s: a fresh window
+    assert not buf.ready(1, 10.0)
+    buf.forget([1])
+    assert len(buf) == 0
