@@ -18,6 +18,15 @@ COCO_KEYPOINT_NAMES = (
 )  # fmt: skip
 
 
+# Left/right counterpart of each COCO joint: mirroring an image maps joint j to COCO_FLIP_INDEX[j].
+COCO_FLIP_INDEX = (0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15)
+# LSP (Leeds Sports Pose) joints shared with COCO-17: LSP name -> COCO index.
+LSP_TO_COCO = {
+    "l_shoulder": 5, "r_shoulder": 6, "l_elbow": 7, "r_elbow": 8, "l_wrist": 9, "r_wrist": 10,
+    "l_hip": 11, "r_hip": 12, "l_knee": 13, "r_knee": 14, "l_ankle": 15, "r_ankle": 16,
+}  # fmt: skip
+
+
 def _f32(a, shape_tail: tuple[int, ...]) -> np.ndarray:
     arr = np.asarray(a, dtype=np.float32)
     if arr.size == 0:

@@ -23,13 +23,9 @@ import numpy as np
 
 from fallwatch.config import load_config
 from fallwatch.pose.estimator import PoseEstimator, build_heatmap_model
+from fallwatch.types import LSP_TO_COCO
 from fallwatch.weights import resolve
 
-# LSP column prefix -> COCO index
-LSP_TO_COCO = {
-    "l_shoulder": 5, "r_shoulder": 6, "l_elbow": 7, "r_elbow": 8, "l_wrist": 9, "r_wrist": 10,
-    "l_hip": 11, "r_hip": 12, "l_knee": 13, "r_knee": 14, "l_ankle": 15, "r_ankle": 16,
-}  # fmt: skip
 ALL_LSP = ("r_ankle", "r_knee", "r_hip", "l_hip", "l_knee", "l_ankle", "r_wrist", "r_elbow", "r_shoulder",
            "l_shoulder", "l_elbow", "l_wrist", "neck", "head_top")  # fmt: skip
 

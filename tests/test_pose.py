@@ -15,12 +15,10 @@ from fallwatch.errors import FallwatchError
 from fallwatch.pose import crop
 from fallwatch.pose.estimator import PoseEstimator, build_heatmap_model
 from fallwatch.pose.onnx_heatmap import OnnxHeatmapModel
-from fallwatch.types import Tracks
+from fallwatch.types import LSP_TO_COCO, Tracks
 from fallwatch.weights import resolve
 
 LSP = DATA / "images" / "lspet_subset"
-LSP_TO_COCO = {"l_shoulder": 5, "r_shoulder": 6, "l_elbow": 7, "r_elbow": 8, "l_wrist": 9, "r_wrist": 10,
-               "l_hip": 11, "r_hip": 12, "l_knee": 13, "r_knee": 14, "l_ankle": 15, "r_ankle": 16}
 
 
 def _cfg(*overrides):

@@ -17,13 +17,9 @@ from fallwatch.errors import FallwatchError
 from fallwatch.pose import crop
 from fallwatch.pose.dark import decode_heatmaps
 from fallwatch.pose.smoothing import KeypointSmoother
-from fallwatch.types import NUM_KEYPOINTS, Poses, Tracks
+from fallwatch.types import COCO_FLIP_INDEX, NUM_KEYPOINTS, Poses, Tracks
 
-# Left/right pairs in COCO-17 order, for the flip test.
-FLIP_PAIRS = ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16))
-FLIP_INDEX = np.arange(NUM_KEYPOINTS)
-for _a, _b in FLIP_PAIRS:
-    FLIP_INDEX[_a], FLIP_INDEX[_b] = _b, _a
+FLIP_INDEX = np.array(COCO_FLIP_INDEX)
 
 
 def build_heatmap_model(cfg: PoseConfig, path: Path, device: str):

@@ -28,8 +28,9 @@ from torch import nn
 
 from fallwatch.action.buffers import WindowSpec, normalise, resample
 from fallwatch.action.stgcn import STGCN, STGCNSpec, count_macs
+from fallwatch.types import COCO_FLIP_INDEX
 
-FLIP = np.array([0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15])
+FLIP = np.array(COCO_FLIP_INDEX)
 
 
 @dataclass
