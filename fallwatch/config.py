@@ -84,6 +84,7 @@ class ActionConfig:
     min_span_s: float
     min_keypoint_score: float
     max_gap_s: float
+    normalisation: Literal["window", "frame"]
     stride: int
     on_threshold: float
     off_threshold: float

@@ -113,12 +113,16 @@ class Pipeline:
             if not (cfg.track.enabled and cfg.pose.enabled):
                 raise ConfigError("action.enabled needs track.enabled and pose.enabled (or set action.enabled=false)")
             self.models["action"] = resolve(cfg.action.model, cfg.run.allow_download)
-            self.action_model, _ = load_stgcn(self.models["action"].path, self.device)
+            self.action_model, checkpoint = load_stgcn(self.models["action"].path, self.device)
+            self.action_window = checkpoint.get("window")
+            self.new_recognizer()  # checks the config against the model's training window now, not mid-run
         self.timer = StageTimer()
 
     def new_recognizer(self) -> FallRecognizer | None:
         """Per-input state of the action stage (windows, open events)."""
-        return FallRecognizer(self.cfg.action, self.action_model, self.device) if self.action_model else None
+        if self.action_model is None:
+            return None
+        return FallRecognizer(self.cfg.action, self.action_model, self.device, self.action_window)
 
     def process(self, frame: Frame, tracker=None, recognizer=None) -> FrameResult:
         """Run every stage on one frame."""

@@ -14,7 +14,7 @@ from fallwatch.action.stgcn import STGCN, STGCNSpec, count_macs
 from fallwatch.config import load_config
 from fallwatch.types import Poses, Tracks
 
-SPEC = WindowSpec(steps=50, rate_hz=25.0, min_span_s=1.0, min_score=0.2, max_gap_s=1.0)
+SPEC = WindowSpec(steps=50, rate_hz=25.0, min_span_s=1.0, min_score=0.2, max_gap_s=1.0, normalisation="window")
 
 
 def standing(t: float, drop: float = 0.0) -> np.ndarray:
@@ -130,3 +130,19 @@ def test_buffers_evict_and_reset_after_a_gap():
     assert not buf.ready(1, 10.0)
     buf.forget([1])
     assert len(buf) == 0
+
+
+def test_per_frame_normalisation_loses_the_drop():
+    """Why windows are normalised as a whole: per-frame box coordinates hide the fall entirely."""
+    times = np.arange(0, 2.0, 1 / 25)
+    kps = np.stack([standing(t, drop=200 * min(1.0, max(0.0, t - 0.8) / 0.6)) for t in times])
+    w = normalise(resample(times, kps, SPEC, end_time=times[-1]), "frame")
+    hips_y = w[:, 11:13, 1].mean(1)
+    assert abs(hips_y[-1] - hips_y[0]) < 0.02
+
+
+def test_a_model_trained_on_other_windows_is_refused():
+    from fallwatch.config import ConfigError
+
+    with pytest.raises(ConfigError, match="steps"):
+        FallRecognizer(_cfg(), _Scripted(), trained_window={"steps": 32, "rate_hz": 25.0})

@@ -30,6 +30,7 @@ class WindowSpec:
     min_span_s: float  # a track's window is ready once it covers this long (earlier samples are edge-padded)
     min_score: float  # joints below this keypoint score are treated as missing
     max_gap_s: float  # a track unseen this long starts a fresh window
+    normalisation: str  # "window" (ours) or "frame" (PP-Human-like, per-frame box; kept for comparison)
 
     @property
     def duration_s(self) -> float:
@@ -54,12 +55,15 @@ def resample(times: np.ndarray, keypoints: np.ndarray, spec: WindowSpec, end_tim
     return out
 
 
-def normalise(window: np.ndarray) -> np.ndarray:
-    """(T, V, 3) window -> same, x and y relative to the median hip centre in units of the median torso length."""
+def normalise(window: np.ndarray, mode: str = "window") -> np.ndarray:
+    """(T, V, 3) window -> same, x and y relative to the median hip centre in units of the median torso length
+    (`mode="frame"`: each frame relative to its own joints' box centre, in units of that box's longer side)."""
     xy, vis = window[..., :2], window[..., 2] > 0
     out = window.copy()
     if not vis.any():
         return out
+    if mode == "frame":
+        return _normalise_per_frame(out, xy, vis)
     hips = _mid(xy, vis, L_HIP, R_HIP)
     shoulders = _mid(xy, vis, L_SHOULDER, R_SHOULDER)
     both = np.isfinite(hips).all(1) & np.isfinite(shoulders).all(1)
@@ -72,6 +76,18 @@ def normalise(window: np.ndarray) -> np.ndarray:
     centre = np.median(centre_rows, axis=0) if len(centre_rows) else np.median(xy[vis], axis=0)
     torso = max(torso, 1e-3)
     out[..., :2] = np.where(vis[..., None], (xy - centre) / torso, 0.0)
+    return out
+
+
+def _normalise_per_frame(out: np.ndarray, xy: np.ndarray, vis: np.ndarray) -> np.ndarray:
+    big = np.where(vis[..., None], xy, np.inf)
+    small = np.where(vis[..., None], xy, -np.inf)
+    lo, hi = big.min(axis=1), small.max(axis=1)  # (T, 2)
+    seen = vis.any(axis=1)
+    centre = np.where(seen[:, None], (lo + hi) / 2, 0.0)
+    size = np.where(seen, np.max(hi - lo, axis=1), 1.0)
+    size = np.maximum(size, 1e-3)
+    out[..., :2] = np.where(vis[..., None], (xy - centre[:, None]) / size[:, None, None], 0.0)
     return out
 
 
@@ -117,7 +133,7 @@ class TrackBuffers:
         buf = self._data[int(tid)]
         times = np.array([t for t, _ in buf])
         kps = np.stack([k for _, k in buf])
-        return normalise(resample(times, kps, self.spec, now))
+        return normalise(resample(times, kps, self.spec, now), self.spec.normalisation)
 
     def __len__(self) -> int:
         return len(self._data)

@@ -16,7 +16,7 @@ import torch
 
 from fallwatch.action.buffers import TrackBuffers, WindowSpec
 from fallwatch.action.stgcn import STGCN, STGCNSpec
-from fallwatch.config import ActionConfig
+from fallwatch.config import ActionConfig, ConfigError
 from fallwatch.errors import FallwatchError
 from fallwatch.types import Actions, FallEvent, Poses, Tracks
 
@@ -24,7 +24,8 @@ FALL_CLASS = 1
 
 
 def window_spec(cfg: ActionConfig) -> WindowSpec:
-    return WindowSpec(cfg.window_steps, cfg.rate_hz, cfg.min_span_s, cfg.min_keypoint_score, cfg.max_gap_s)
+    return WindowSpec(cfg.window_steps, cfg.rate_hz, cfg.min_span_s, cfg.min_keypoint_score, cfg.max_gap_s,
+                      cfg.normalisation)
 
 
 def load_stgcn(path: Path, device: str = "cpu") -> tuple[STGCN, dict]:
@@ -51,7 +52,12 @@ class _TrackState:
 class FallRecognizer:
     """`update(frame_index, time, tracks, poses) -> (Actions, events opened/closed this frame)`."""
 
-    def __init__(self, cfg: ActionConfig, model: STGCN, device: str = "cpu"):
+    def __init__(self, cfg: ActionConfig, model: STGCN, device: str = "cpu", trained_window: dict | None = None):
+        spec = window_spec(cfg)
+        for key in ("steps", "rate_hz", "normalisation"):
+            if trained_window and key in trained_window and trained_window[key] != getattr(spec, key):
+                raise ConfigError(f"action: the model was trained with {key}={trained_window[key]!r}, the config "
+                                  f"says {getattr(spec, key)!r}")
         self.cfg = cfg
         self.model = model
         self.device = torch.device(device)

@@ -120,7 +120,8 @@ def replay_pp_human(recognizer, data: dict, window: int = 50) -> list[int]:
         ok = (kp[..., 2] >= recognizer.cfg.min_keypoint_score) & np.isfinite(kp[..., :2]).all(-1)
         w[: len(kp), :, :2] = np.where(ok[..., None], kp[..., :2], 0)
         w[: len(kp), :, 2] = ok
-        return bool(recognizer.probabilities(normalise(w)[None])[0] > 0.5)
+        w = normalise(w, recognizer.buffers.spec.normalisation)
+        return bool(recognizer.probabilities(w[None])[0] > 0.5)
 
     for f, _, tracks, poses in frames_of(data):
         present = {int(t) for t in tracks.ids}

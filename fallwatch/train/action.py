@@ -144,7 +144,7 @@ def sample_window(seq: Sequence, spec: WindowSpec, rng: np.random.Generator, set
     keypoints = seq.keypoints
     if augment:
         times, keypoints = degrade(times, keypoints, rng)
-    window = normalise(resample(times, keypoints, spec, end))
+    window = normalise(resample(times, keypoints, spec, end), spec.normalisation)
     if augment:
         window = augment_window(window, rng)
     return window, label
