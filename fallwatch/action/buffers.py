@@ -82,10 +82,11 @@ def normalise(window: np.ndarray, mode: str = "window") -> np.ndarray:
 def _normalise_per_frame(out: np.ndarray, xy: np.ndarray, vis: np.ndarray) -> np.ndarray:
     big = np.where(vis[..., None], xy, np.inf)
     small = np.where(vis[..., None], xy, -np.inf)
-    lo, hi = big.min(axis=1), small.max(axis=1)  # (T, 2)
     seen = vis.any(axis=1)
-    centre = np.where(seen[:, None], (lo + hi) / 2, 0.0)
-    size = np.where(seen, np.max(hi - lo, axis=1), 1.0)
+    lo = np.where(seen[:, None], big.min(axis=1), 0.0)  # (T, 2); frames with no joint get a dummy box
+    hi = np.where(seen[:, None], small.max(axis=1), 1.0)
+    centre = (lo + hi) / 2
+    size = np.max(hi - lo, axis=1)
     size = np.maximum(size, 1e-3)
     out[..., :2] = np.where(vis[..., None], (xy - centre[:, None]) / size[:, None, None], 0.0)
     return out
