@@ -8,7 +8,10 @@
     python scripts/bench.py action [--frames 300]
         action stage per frame at 1, 4 and 16 tracks with the shipped model, CPU.
     python scripts/bench.py pose [--repeats 5]
-        pose stage (crop + forward + DARK + inverse map) per person at 1, 4 and 16 people per frame, CPU.
+        pose stage (crop + forward + DARK + inverse map) per person at 1, 4 and 16 people per frame, CPU; the
+        shipped student against MoveNet Thunder at 4 people in the same run.
+    python scripts/bench.py students [--repeats 30]
+        candidate student HRNets (random weights): parameters, MACs and forward ms per person at batch 4, CPU.
 """
 
 from __future__ import annotations
@@ -170,10 +173,11 @@ def bench_pose(args) -> dict:
     rng = np.random.default_rng(0)
     results = {}
     for label, overrides, path in (
-        ("movenet-thunder (default)", [], resolve("movenet-thunder", allow_download=False).path),
+        ("hrnet-fallwatch-s (ours)", [], resolve("hrnet-fallwatch-s", allow_download=False).path),
+        ("movenet-thunder", ["pose.model=movenet-thunder"], resolve("movenet-thunder", allow_download=False).path),
         ("movenet-lightning", ["pose.model=movenet-lightning"],
          resolve("movenet-lightning", allow_download=False).path),
-        ("hrnet-w32 256x192 (random weights, speed only)", ["pose.backend=hrnet"], None),
+        ("hrnet-w32 256x192 (random weights, speed only)", ["pose.model=hrnet-w32-dark"], None),
     ):
         cfg = load_config(overrides=overrides).pose
         model = build_heatmap_model(cfg, path, "cpu") if path else None
@@ -195,6 +199,47 @@ def bench_pose(args) -> dict:
             row[f"ms_per_person_at_{n}"] = round(1000 * statistics.median(times) / n, 2)
         row["ratio_16_over_1"] = round(row["ms_per_person_at_16"] / row["ms_per_person_at_1"], 3)
         results[label] = row
+    student, teacher = results["hrnet-fallwatch-s (ours)"], results["movenet-thunder"]
+    results["student_over_thunder_at_4"] = round(student["ms_per_person_at_4"] / teacher["ms_per_person_at_4"], 3)
+    print(json.dumps(results, indent=2))
+    return results
+
+
+STUDENT_CANDIDATES = {  # name -> (HRNetSpec fields, input (w, h)); A at 144x192 is what ships
+    "A": ({"width": 16, "stem_width": 32, "layer1_blocks": 1, "modules": (1, 1), "blocks": 2}, (144, 192)),
+    "A1": ({"width": 16, "stem_width": 32, "layer1_blocks": 1, "modules": (1, 1), "blocks": 1}, (144, 192)),
+    "F": ({"width": 20, "stem_width": 32, "layer1_blocks": 1, "modules": (1, 1), "blocks": 2}, (144, 192)),
+    "G": ({"width": 16, "stem_width": 32, "layer1_blocks": 1, "modules": (2, 2), "blocks": 2}, (144, 192)),
+    "H": ({"width": 16, "stem_width": 24, "layer1_blocks": 1, "modules": (1, 2), "blocks": 2}, (144, 192)),
+    "A@256": ({"width": 16, "stem_width": 32, "layer1_blocks": 1, "modules": (1, 1), "blocks": 2}, (192, 256)),
+    "B W18-small-like@256": ({"width": 18, "stem_width": 32, "layer1_blocks": 1, "modules": (1, 1, 1), "blocks": 1},
+                             (192, 256)),
+    "D@256": ({"width": 24, "stem_width": 32, "layer1_blocks": 1, "modules": (1, 1), "blocks": 2}, (192, 256)),
+}
+
+
+def bench_students(args) -> dict:
+    """Forward cost of candidate students, to choose the shipped architecture by measurement."""
+    import torch
+
+    from fallwatch.pose.hrnet import HRNet, HRNetSpec, count_macs
+
+    torch.set_num_threads(2)
+    results = {}
+    for name, (fields, (w, h)) in STUDENT_CANDIDATES.items():
+        net = HRNet(HRNetSpec(**fields)).eval()
+        x = torch.randn(4, 3, h, w)
+        with torch.inference_mode():
+            for _ in range(3):
+                net(x)
+            times = []
+            for _ in range(args.repeats):
+                t0 = time.perf_counter()
+                net(x)
+                times.append(time.perf_counter() - t0)
+        results[name] = {"input": [w, h], "params": sum(p.numel() for p in net.parameters()),
+                         "macs": count_macs(net, (w, h)),
+                         "ms_per_person_at_4": round(250 * statistics.median(times), 2)}
     print(json.dumps(results, indent=2))
     return results
 
@@ -247,6 +292,9 @@ def main() -> None:
     q.add_argument("--video", default=str(HERE.parent.parent / "shared/data/mot/PETS09-S2L1/vtest.avi"))
     q.add_argument("--repeats", type=int, default=5)
     q.add_argument("--out", type=Path)
+    st = sub.add_parser("students")
+    st.add_argument("--repeats", type=int, default=30)
+    st.add_argument("--out", type=Path)
     a = sub.add_parser("action")
     a.add_argument("--frames", type=int, default=300)
     a.add_argument("--out", type=Path)
@@ -268,7 +316,8 @@ def main() -> None:
             out = _fallwatch_run(args.video, args.imgsz, args.device, extra)
         print(json.dumps(out))
         return
-    benches = {"pipeline": bench_pipeline, "tracker": bench_tracker, "pose": bench_pose, "action": bench_action}
+    benches = {"pipeline": bench_pipeline, "tracker": bench_tracker, "pose": bench_pose, "action": bench_action,
+               "students": bench_students}
     report = benches[args.what](args)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ Each image's person box is the extent of its visible annotated joints (the crop 
 1.25 by default). The 12 joints LSP and COCO share (shoulders, elbows, wrists, hips, knees, ankles) are scored:
 PCK@0.2 of the torso diameter (mean of the two shoulder-to-opposite-hip distances) and PCK@0.1 of the box size
 (its longer side), over visible joints, per pose group and overall, with DARK and with plain argmax on the same
-heatmaps.
+heatmaps. `--heldout-every 5` scores only the photos `fallwatch train pose` held out (LSPET index divisible by 5).
 """
 
 from __future__ import annotations
@@ -30,10 +30,12 @@ ALL_LSP = ("r_ankle", "r_knee", "r_hip", "l_hip", "l_knee", "l_ankle", "r_wrist"
            "l_shoulder", "l_elbow", "l_wrist", "neck", "head_top")  # fmt: skip
 
 
-def load_lspet(folder: Path):
+def load_lspet(folder: Path, heldout_every: int | None = None):
     with open(folder / "joints.csv") as fh:
         rows = list(csv.DictReader(fh))
     for row in rows:
+        if heldout_every and int(row["lspet_index"]) % heldout_every:
+            continue
         joints = {name: (float(row[f"{name}_x"]), float(row[f"{name}_y"]), int(row[f"{name}_vis"])) for name in ALL_LSP}
         yield folder / row["file"], row["pose_group"], joints
 
@@ -45,7 +47,7 @@ def pck(pred: np.ndarray, gt: np.ndarray, vis: np.ndarray, norm: float, thr: flo
     return hits, int(vis.sum())
 
 
-def evaluate(folder: Path, overrides: list[str], limit: int | None = None) -> dict:
+def evaluate(folder: Path, overrides: list[str], limit: int | None = None, heldout_every: int | None = None) -> dict:
     cfg = load_config(overrides=overrides)
     weights = resolve(cfg.pose.model, allow_download=False)
     model = build_heatmap_model(cfg.pose, weights.path, "cpu")
@@ -56,7 +58,7 @@ def evaluate(folder: Path, overrides: list[str], limit: int | None = None) -> di
     stats: dict = {}
     t_model = 0.0
     n = 0
-    for path, group, joints in load_lspet(folder):
+    for path, group, joints in load_lspet(folder, heldout_every):
         if limit is not None and n >= limit:
             break
         image = cv2.imread(str(path))
@@ -108,9 +110,12 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/data/images/lspet_subset"))
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--limit", type=int)
+    parser.add_argument("--heldout-every", type=int,
+                        help="score only the photos the distilled model did not train on (its --val-every)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    result = evaluate(args.data, args.overrides, args.limit)
+    result = evaluate(args.data, args.overrides, args.limit, args.heldout_every)
+    result["heldout_every"] = args.heldout_every
     print(json.dumps(result, indent=2))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,12 @@
 so the fall classifier is trained and evaluated on the keypoints it will see at run time.
 
     python scripts/extract_skeletons.py --data ../shared/data --out runs/skeletons [--set detect.imgsz=640]
+    python scripts/extract_skeletons.py --reuse-tracks runs/skeletons --out runs/skeletons_student \
+        --set pose.model=movenet-thunder [--splits test fall_free]
+
+`--reuse-tracks DIR` keeps the tracked boxes of an earlier extraction and reruns only the pose stage: the tracker
+never sees keypoints, so this is exactly what the full pipeline would give with the other pose model, at a
+fraction of the cost (no detector), and an A/B of two pose models compares the same people.
 
 Writes one `<clip>.npz` per clip: frame (R,), time (R,), id (R,), box (R, 4), score (R,), keypoints (R, 17, 3) —
 one row per tracked person per frame — plus the clip's fps, frame count and fall interval; and `clips.json`.
@@ -54,22 +60,53 @@ def extract(pipeline: Pipeline, clip: Clip, out: Path) -> dict:
     return {"name": clip.name, "frames": n, "fps": fps, "persons": len(rows["id"])}
 
 
+def repose(pipeline: Pipeline, clip: Clip, previous: Path, out: Path) -> dict:
+    """Same rows as `previous/<clip>.npz`, keypoints recomputed by this pipeline's pose stage."""
+    with np.load(previous / f"{clip.name}.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    keypoints = np.full_like(arrays["keypoints"], np.nan)
+    settings = ReaderSettings.from_config(pipeline.cfg.run)
+    with open_source(str(clip.path), settings) as src:
+        for frame in src:
+            rows = np.flatnonzero(arrays["frame"] == frame.index)
+            if len(rows) == 0:
+                continue
+            image = frame.image
+            if clip.roi is not None:
+                x1, y1, x2, y2 = clip.roi
+                image = np.ascontiguousarray(image[y1:y2, x1:x2])
+            keypoints[rows] = pipeline.pose.estimate(image, arrays["box"][rows])
+    arrays["keypoints"] = keypoints.astype(np.float32)
+    np.savez_compressed(out / f"{clip.name}.npz", **arrays)
+    return {"name": clip.name, "frames": int(arrays["frames"]), "fps": float(arrays["fps"]),
+            "persons": int(len(arrays["id"]))}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--out", type=Path, default=Path("runs/skeletons"))
     parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--reuse-tracks", type=Path, help="an earlier extraction whose tracked boxes are kept")
+    parser.add_argument("--splits", nargs="*", help="only these splits (train, test, fall_free)")
     args = parser.parse_args()
     cfg = load_config(overrides=["run.progress=false", *args.overrides])
     pipeline = Pipeline(cfg)
     args.out.mkdir(parents=True, exist_ok=True)
     splits = shared_clips(args.data)
     manifest = {"config": cfg.to_dict(), "models": {k: v.sha256 for k, v in pipeline.models.items()}, "splits": {}}
+    if args.reuse_tracks:
+        manifest["tracks_from"] = str(args.reuse_tracks)
     for split, clips in splits.items():
+        if args.splits and split not in args.splits:
+            continue
         manifest["splits"][split] = []
         for clip in clips:
             t0 = time.perf_counter()
-            info = extract(pipeline, clip, args.out)
+            if args.reuse_tracks:
+                info = repose(pipeline, clip, args.reuse_tracks, args.out)
+            else:
+                info = extract(pipeline, clip, args.out)
             info.update(group=clip.group, fall_start=clip.fall_start, fall_end=clip.fall_end)
             manifest["splits"][split].append(info)
             took = time.perf_counter() - t0

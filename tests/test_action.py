@@ -146,3 +146,24 @@ def test_a_model_trained_on_other_windows_is_refused():
 
     with pytest.raises(ConfigError, match="steps"):
         FallRecognizer(_cfg(), _Scripted(), trained_window={"steps": 32, "rate_hz": 25.0})
+
+
+def test_action_training_runs_resumes_and_loads(tmp_path):
+    """A few steps on real Kaggle sequences: checkpoints written, a resume continues the epochs, the result loads."""
+    from conftest import DATA
+
+    from fallwatch.action.recognizer import load_stgcn
+    from fallwatch.train.action import TrainSettings, load_kaggle, train
+
+    seqs = load_kaggle(DATA / "skeletons" / "kaggle_real_fall_coco17" / "kaggle_real_fall_coco17.npz", 30.0)
+    seqs = seqs[::40]
+    from fallwatch.action.recognizer import window_spec
+
+    spec = window_spec(load_config().action)
+    settings = TrainSettings(widths=(8, 8), strides=(1, 2), epochs=1, windows_per_epoch=32, batch=16)
+    out = tmp_path / "stgcn.pt"
+    train(seqs, spec, settings, out, progress=False)
+    again = train(seqs, spec, settings, out, resume=out.with_suffix(".last.pt"), progress=False)
+    assert [h["epoch"] for h in again["history"]] == [1]  # nothing left to do: the resume is a no-op, not a restart
+    model, _ = load_stgcn(out)
+    assert sum(p.numel() for p in model.parameters()) == again["params"]

@@ -59,3 +59,14 @@ def test_missing_offline_names_places_and_url(tmp_path, monkeypatch):
 def test_unknown_name():
     with pytest.raises(WeightsError, match="unknown model"):
         resolve("yolov99")
+
+
+@pytest.mark.parametrize("name", ["hrnet-fallwatch-s", "stgcn-fall"])
+def test_shipped_models_need_no_weights_folder(name, tmp_path, monkeypatch):
+    """The models fallwatch trains ship in models/ and resolve offline with nothing else installed."""
+    monkeypatch.setenv("FALLWATCH_WEIGHTS", str(tmp_path / "w"))
+    monkeypatch.setenv("FALLWATCH_CACHE", str(tmp_path / "c"))
+    monkeypatch.setenv("FALLWATCH_OFFLINE", "1")
+    found = resolve(name)
+    assert found.source == "bundled" and found.path.parent.name == "models"
+    assert found.sha256 in registry()[name].sha256

@@ -33,12 +33,27 @@ class HRNetSpec:
 
     width: int = 32
     num_joints: int = 17
-    modules: tuple[int, int, int] = (1, 4, 3)  # NUM_MODULES of stages 2, 3, 4
+    modules: tuple[int, ...] = (1, 4, 3)  # NUM_MODULES of stages 2, 3, 4 (fewer entries: fewer stages)
     blocks: int = 4  # BasicBlocks per branch in every module
     final_kernel: int = 1
+    stem_width: int = 64  # channels of the two stride-2 stem convs
+    layer1_blocks: int = 4  # Bottlenecks in layer1 (output 4 x stem_width channels)
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.modules) <= 3 or min(self.modules) < 1 or self.blocks < 1 or self.layer1_blocks < 1:
+            raise FallwatchError(f"not a valid HRNet: {self}")
 
     def branch_widths(self, stage: int) -> list[int]:
         return [self.width * 2**i for i in range(stage)]  # stage 2 -> [W, 2W], ..., stage 4 -> 4 branches
+
+    def to_dict(self) -> dict:
+        return {"width": self.width, "num_joints": self.num_joints, "modules": list(self.modules),
+                "blocks": self.blocks, "final_kernel": self.final_kernel, "stem_width": self.stem_width,
+                "layer1_blocks": self.layer1_blocks}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> HRNetSpec:
+        return cls(**{**d, "modules": tuple(d.get("modules", (1, 4, 3)))})
 
 
 class BasicBlock(nn.Module):
@@ -145,19 +160,23 @@ class HRNet(nn.Module):
     def __init__(self, spec: HRNetSpec = HRNetSpec()):  # noqa: B008 - frozen dataclass
         super().__init__()
         self.spec = spec
-        self.conv1 = nn.Conv2d(3, 64, 3, 2, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(64, momentum=BN_MOMENTUM)
-        self.conv2 = nn.Conv2d(64, 64, 3, 2, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(64, momentum=BN_MOMENTUM)
+        c = spec.stem_width
+        self.conv1 = nn.Conv2d(3, c, 3, 2, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c, momentum=BN_MOMENTUM)
+        self.conv2 = nn.Conv2d(c, c, 3, 2, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c, momentum=BN_MOMENTUM)
         self.relu = nn.ReLU(inplace=True)
-        downsample = nn.Sequential(nn.Conv2d(64, 256, 1, bias=False), nn.BatchNorm2d(256, momentum=BN_MOMENTUM))
-        self.layer1 = nn.Sequential(Bottleneck(64, 64, 1, downsample), *(Bottleneck(256, 64) for _ in range(3)))
+        downsample = nn.Sequential(nn.Conv2d(c, 4 * c, 1, bias=False), nn.BatchNorm2d(4 * c, momentum=BN_MOMENTUM))
+        self.layer1 = nn.Sequential(
+            Bottleneck(c, c, 1, downsample), *(Bottleneck(4 * c, c) for _ in range(spec.layer1_blocks - 1))
+        )
 
-        previous = [256]
-        for stage, n_modules in zip((2, 3, 4), spec.modules, strict=True):
+        previous = [4 * c]
+        self.stages = tuple(range(2, 2 + len(spec.modules)))
+        for stage, n_modules in zip(self.stages, spec.modules, strict=True):
             widths = spec.branch_widths(stage)
             setattr(self, f"transition{stage - 1}", self._transition(previous, widths))
-            last = stage == 4
+            last = stage == self.stages[-1]
             setattr(self, f"stage{stage}", nn.Sequential(*(
                 HighResolutionModule(widths, spec.blocks, multi_scale_output=not (last and m == n_modules - 1))
                 for m in range(n_modules)
@@ -182,7 +201,7 @@ class HRNet(nn.Module):
         x = self.relu(self.bn1(self.conv1(x)))
         x = self.relu(self.bn2(self.conv2(x)))
         y = [self.layer1(x)]
-        for stage in (2, 3, 4):
+        for stage in self.stages:
             transition = getattr(self, f"transition{stage - 1}")
             x_list = [t(y[-1]) if t is not None else y[i] for i, t in enumerate(transition)]
             y = getattr(self, f"stage{stage}")(x_list)
@@ -234,6 +253,25 @@ def load_checkpoint(model: HRNet, checkpoint) -> None:
     model.load_state_dict(sd, strict=True)
 
 
+def count_macs(model: nn.Module, input_size: tuple[int, int]) -> int:
+    """Multiply-accumulates of the convolutions for one (width, height) input."""
+    total = 0
+
+    def hook(m: nn.Conv2d, _inp, out: torch.Tensor) -> None:
+        nonlocal total
+        total += out[0].numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode():
+        model(torch.zeros(1, 3, input_size[1], input_size[0]))
+    model.train(was_training)
+    for h in handles:
+        h.remove()
+    return total
+
+
 # mmpose's ImageNet statistics for RGB input in 0-255, which the official and mmpose checkpoints were trained with.
 RGB_MEAN = (123.675, 116.28, 103.53)
 RGB_STD = (58.395, 57.12, 57.375)
@@ -241,15 +279,28 @@ RGB_STD = (58.395, 57.12, 57.375)
 
 class HRNetHeatmapModel:
     """`model(crops (N, H, W, 3) uint8 RGB) -> heatmaps (N, K, H/4, W/4)`, preprocessing as the checkpoints expect.
-    Heatmap pixel i maps to input pixel i x stride (mmpose's codec convention), hence no offset."""
+    Heatmap pixel i maps to input pixel i x stride (mmpose's codec convention), hence no offset.
+    A checkpoint written by `fallwatch train pose` carries its own architecture and input size, which then
+    override `spec` and `input_size`, and may ask for a sigmoid on the output (its maps are trained as logits)."""
 
     heatmap_offset = 0.0
 
     def __init__(self, path: Path | None, spec: HRNetSpec, input_size: tuple[int, int], device: str = "cpu"):
         self.device = torch.device(device)
-        self.net = HRNet(spec)
+        checkpoint = None
         if path is not None:
-            load_checkpoint(self.net, path)
+            try:
+                checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as exc:
+                raise CheckpointError(f"cannot read HRNet checkpoint {path}: {exc}") from None
+        self.sigmoid = False
+        if isinstance(checkpoint, dict) and "spec" in checkpoint and "input_size" in checkpoint:
+            spec = HRNetSpec.from_dict(checkpoint["spec"])
+            input_size = tuple(checkpoint["input_size"])
+            self.sigmoid = checkpoint.get("activation") == "sigmoid"
+        self.net = HRNet(spec)
+        if checkpoint is not None:
+            load_checkpoint(self.net, checkpoint)
         self.net.eval().to(self.device)
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.mean = torch.tensor(RGB_MEAN, device=self.device).view(1, 3, 1, 1)
@@ -260,4 +311,5 @@ class HRNetHeatmapModel:
         if len(crops) == 0:
             return np.zeros((0, self.net.spec.num_joints, 1, 1), np.float32)
         x = torch.from_numpy(np.ascontiguousarray(crops)).to(self.device).permute(0, 3, 1, 2).float()
-        return self.net((x - self.mean) / self.std).float().cpu().numpy()
+        heatmaps = self.net((x - self.mean) / self.std).float()
+        return (torch.sigmoid(heatmaps) if self.sigmoid else heatmaps).cpu().numpy()

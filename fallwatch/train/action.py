@@ -28,6 +28,7 @@ from torch import nn
 
 from fallwatch.action.buffers import WindowSpec, normalise, resample
 from fallwatch.action.stgcn import STGCN, STGCNSpec, count_macs
+from fallwatch.train.loop import restore, run_epoch, save_epoch
 from fallwatch.types import COCO_FLIP_INDEX
 
 FLIP = np.array(COCO_FLIP_INDEX)
@@ -231,8 +232,6 @@ def predict(model: STGCN, x: torch.Tensor, batch: int = 256) -> np.ndarray:
 
 def train(seqs: list[Sequence], spec: WindowSpec, settings: TrainSettings, out: Path, resume: Path | None = None,
           progress: bool = True) -> dict:
-    from tqdm import tqdm
-
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     train_seqs, val_seqs = split(seqs, settings.val_fraction)
@@ -242,31 +241,21 @@ def train(seqs: list[Sequence], spec: WindowSpec, settings: TrainSettings, out: 
     opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     steps_per_epoch = settings.windows_per_epoch // settings.batch
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, settings.lr, total_steps=settings.epochs * steps_per_epoch)
-    start_epoch, history, best = 0, [], -1.0
-    ckpt_path = out.with_suffix(".last.pt")
-    if resume is not None and resume.exists():
-        state = torch.load(resume, weights_only=False)
-        model.load_state_dict(state["state_dict"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        start_epoch, history, best = state["epoch"], state["history"], state["best"]
+    start_epoch, history, best = restore(resume, model, opt, sched)
+    if start_epoch:
         rng = np.random.default_rng(settings.seed + start_epoch)
     loss_fn = nn.CrossEntropyLoss()
+
+    def step_loss() -> torch.Tensor:
+        x, y = make_batch(train_seqs, spec, rng, settings, settings.batch, augment=True)
+        return loss_fn(model(x), y)
+
     for epoch in range(start_epoch, settings.epochs):
-        model.train()
-        t0, losses = time.time(), []
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{settings.epochs}", disable=not progress)
-        for _ in bar:
-            x, y = make_batch(train_seqs, spec, rng, settings, settings.batch, augment=True)
-            loss = loss_fn(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
-            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+        t0 = time.time()
+        loss = run_epoch(model, opt, sched, steps_per_epoch, step_loss, f"epoch {epoch + 1}/{settings.epochs}",
+                         progress)
         auc = roc_auc(predict(model, val_x), val_y)
-        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_auc": auc, "s": time.time() - t0})
+        history.append({"epoch": epoch + 1, "loss": loss, "val_auc": auc, "s": time.time() - t0})
         print(json.dumps(history[-1]), flush=True)
         payload = {
             "spec": asdict(model_spec),
@@ -274,11 +263,7 @@ def train(seqs: list[Sequence], spec: WindowSpec, settings: TrainSettings, out: 
             "window": asdict(spec),
             "train": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings).items()},
         }
-        if auc > best:
-            best = auc
-            torch.save({**payload, "metrics": {"val_auc": auc, "epoch": epoch + 1}}, out)
-        torch.save({**payload, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "epoch": epoch + 1,
-                    "history": history, "best": best}, ckpt_path)
+        best = save_epoch(out, payload, "val_auc", auc, best, opt, sched, epoch + 1, history)
     return {
         "best_val_auc": best,
         "history": history,

@@ -1,0 +1,134 @@
+"""Distillation data: targets, augmented views and their labels, the student's checkpoint format."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fallwatch.pose.dark import decode_heatmaps
+from fallwatch.pose.hrnet import HRNet, HRNetHeatmapModel, HRNetSpec, count_macs
+from fallwatch.train.pose_data import (
+    STORE_PX,
+    AugmentSettings,
+    CropSet,
+    gaussian_targets,
+    make_sample,
+    store_transforms,
+)
+from fallwatch.types import COCO_FLIP_INDEX, NUM_KEYPOINTS
+
+SMALL = HRNetSpec(width=8, stem_width=16, layer1_blocks=1, modules=(1, 1), blocks=1)
+
+
+def test_gaussian_targets_are_unbiased_for_dark():
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(4, 30, size=(NUM_KEYPOINTS, 2))
+    heatmaps = gaussian_targets(xy, (36, 48), sigma=2.0)
+    coords, _ = decode_heatmaps(heatmaps[None], 11, True)
+    assert np.abs(coords[0] - xy).max() < 0.05  # rounding to the nearest cell would be up to 0.5
+
+
+def _marker_set(n: int = 3) -> CropSet:
+    """Stored crops whose only bright pixels sit at the labelled keypoints (joint k at intensity 40 + 12 k)."""
+    rng = np.random.default_rng(1)
+    images = np.zeros((n, STORE_PX, STORE_PX, 3), np.uint8)
+    teacher = np.zeros((n, NUM_KEYPOINTS, 3), np.float32)
+    for i in range(n):
+        cells = rng.choice(64, NUM_KEYPOINTS, replace=False)  # distinct cells of an 8 x 8 grid, 10 px apart
+        xy = np.stack([90 + 10 * (cells % 8), 90 + 10 * (cells // 8)], 1).astype(float)
+        teacher[i, :, :2] = xy
+        teacher[i, :, 2] = 0.9
+        for k, (x, y) in enumerate(xy.astype(int)):
+            images[i, y - 2:y + 3, x - 2:x + 3] = 40 + 12 * k
+    boxes = np.tile([[88.0, 60.0, 168.0, 196.0]], (n, 1))
+    _, crop_size, box_size = store_transforms(boxes, 0.75, 1.25)
+    return CropSet(images=images, teacher=teacher, labels=np.zeros_like(teacher), box=boxes.astype(np.float32),
+                   crop_size=crop_size.astype(np.float32), box_size=box_size.astype(np.float32),
+                   split=np.array(["train"] * n), source=np.array(["synthetic"] * n), group=np.array(["adl"] * n))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_views_move_labels_with_pixels(seed):
+    """Rotation (up to +-100 degrees or upside down), scale, shift and mirror: every target keypoint lands on its
+    own marker in the warped image; with a mirror, on its mirror joint's marker."""
+    data = _marker_set()
+    flip = seed % 2 == 1
+    aug = AugmentSettings(p_blur=0, p_occlude=0, lighting=0, p_rotate=0.8, p_upside_down=0.2, p_flip=float(flip))
+    rng = np.random.default_rng(seed)
+    for i in range(len(data)):
+        image, heatmaps, weights = make_sample(data, i, (144, 192), 4, 2.0, 0.3, rng, aug)
+        coords, _ = decode_heatmaps(heatmaps[None], 11, True)
+        xy = coords[0] * 4
+        checked = 0
+        for k in np.flatnonzero(weights > 0):
+            x, y = np.round(xy[k]).astype(int)
+            value = image[y, x, 0]
+            expected = 40 + 12 * (COCO_FLIP_INDEX[k] if flip else k)
+            assert abs(int(value) - expected) <= 4, (k, value)
+            checked += 1
+        assert checked >= 10
+
+
+def test_mirror_swaps_left_and_right():
+    data = _marker_set(1)
+    aug = AugmentSettings(p_rotate=0, small_rotation=0, p_upside_down=0, scale=(1, 1), shift=0, p_flip=1,
+                          p_blur=0, p_occlude=0, lighting=0)
+    image, heatmaps, weights = make_sample(data, 0, (144, 192), 4, 2.0, 0.3, np.random.default_rng(0), aug)
+    xy = decode_heatmaps(heatmaps[None], 11, True)[0][0] * 4
+    left_shoulder, right_shoulder = 5, 6
+    x, y = np.round(xy[left_shoulder]).astype(int)
+    assert abs(int(image[y, x, 0]) - (40 + 12 * right_shoulder)) <= 6  # the old right shoulder is now the left one
+
+
+def test_student_checkpoint_carries_its_architecture(tmp_path):
+    net = HRNet(SMALL)
+    path = tmp_path / "student.pt"
+    torch.save({"spec": SMALL.to_dict(), "input_size": [96, 128], "state_dict": net.state_dict()}, path)
+    model = HRNetHeatmapModel(path, HRNetSpec(width=32), (192, 256))  # the config's spec is overridden
+    assert model.input_size == (96, 128)
+    assert model.net.spec == SMALL
+    crops = np.random.default_rng(0).integers(0, 255, (2, 128, 96, 3), dtype=np.uint8)
+    assert model(crops).shape == (2, NUM_KEYPOINTS, 32, 24)
+
+
+def test_small_specs_and_macs():
+    conv = torch.nn.Conv2d(3, 8, 3, 2, 1)
+    assert count_macs(conv, (96, 128)) == 48 * 64 * 8 * 27
+    assert count_macs(HRNet(SMALL), (96, 128)) < count_macs(HRNet(HRNetSpec(width=8)), (96, 128)) / 4
+    with pytest.raises(Exception, match="not a valid HRNet"):
+        HRNetSpec(modules=())
+
+
+def test_training_is_resumable_and_writes_a_loadable_student(tmp_path, monkeypatch):
+    from fallwatch.train import pose as trainer
+
+    data = _marker_set(6)
+    data.split[:2] = "val"
+    settings = trainer.PoseTrainSettings(spec=SMALL.to_dict(), input_size=(96, 128), epochs=3, samples_per_epoch=8,
+                                         batch=4)
+    out = tmp_path / "student.pt"
+    validate, calls = trainer.heatmap_pck, []
+
+    def interrupted_in_epoch_two(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return validate(*args)
+
+    monkeypatch.setattr(trainer, "heatmap_pck", interrupted_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train(data, settings, out, progress=False)
+    monkeypatch.setattr(trainer, "heatmap_pck", validate)
+    assert torch.load(out.with_suffix(".last.pt"), weights_only=False)["epoch"] == 1
+    resumed = trainer.train(data, settings, out, resume=out.with_suffix(".last.pt"), progress=False)
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
+    model = HRNetHeatmapModel(out, HRNetSpec(), (192, 256))
+    heatmaps = model(np.zeros((1, 128, 96, 3), np.uint8))
+    assert model.sigmoid and heatmaps.min() >= 0 and heatmaps.max() <= 1  # confidences, as MoveNet's
+
+    target = torch.from_numpy(gaussian_targets(np.array([[10.0, 12.0]]), (24, 32), 2.0))[None]
+    right = torch.logit(target.clamp(1e-4, 1 - 1e-4))
+    wrong = torch.roll(right, 6, dims=-1)
+    weight = torch.ones(1, 1)
+    assert trainer.heatmap_loss(right, target, weight, 2.0) < trainer.heatmap_loss(wrong, target, weight, 2.0)
