@@ -160,3 +160,10 @@ def test_reid_without_an_embedder_is_refused(tmp_path):
                    "--set", "track.with_reid=true")
     _assert_one_line_error(proc, "track.with_reid")
     assert proc.returncode == 2
+
+
+def test_train_pose_without_data(tmp_path):
+    proc = run_cli("train", "pose", "--data", str(tmp_path / "nodata"), "--cache", str(tmp_path / "cache.npz"),
+                   "--out", str(tmp_path / "student.pt"))
+    _assert_one_line_error(proc, "no crop cache", "nodata")
+    assert not (tmp_path / "student.pt").exists() and not (tmp_path / "cache.npz").exists()

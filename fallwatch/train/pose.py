@@ -233,6 +233,13 @@ def run_from_args(args) -> dict:
     if args.spec:
         settings.spec = json.loads(args.spec)
     aspect = settings.input_size[0] / settings.input_size[1]
+    if not args.cache.exists():
+        from fallwatch.errors import UsageError
+
+        needed = [args.data / "images" / "lspet_subset" / "joints.csv", args.data / "videos"]
+        missing = [str(p) for p in needed if not p.exists()]
+        if missing:
+            raise UsageError(f"no crop cache at {args.cache} and no training data to build it: missing {missing[0]}")
     if args.cache.exists():
         data = CropSet.load(args.cache)
     else:
