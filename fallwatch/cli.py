@@ -46,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     action.add_argument("--widths", type=int, nargs="*", help="block widths (default 32 32 64 64 128)")
     action.add_argument("--strides", type=int, nargs="*", help="block temporal strides")
     action.add_argument("--seed", type=int, default=0)
+    action.add_argument("--extracted-share", type=float,
+                        help="share of training windows drawn from --extracted (default: by sequence count)")
+    action.add_argument("--max-drift", type=float, default=0.0,
+                        help="steady drift augmentation, torso lengths per window (default 0: off)")
     action.add_argument("--resume", type=Path, help="continue from a .last.pt checkpoint")
     action.add_argument("--config", type=Path)
     action.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")

@@ -51,6 +51,7 @@ class TrackConfig:
     min_box_area: float
     gmc_method: Literal["sparseOptFlow", "none"]
     gmc_downscale: int
+    gmc_min_motion_px: float
     with_reid: bool
     proximity_thresh: float
     appearance_thresh: float

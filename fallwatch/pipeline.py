@@ -31,7 +31,7 @@ from fallwatch.io.sinks import EventSink, JsonlSink, MotSink, VideoSink, write_j
 from fallwatch.io.sources import FrameSource, ReaderSettings, SourceInfo, open_source
 from fallwatch.pose.estimator import PoseEstimator, build_heatmap_model
 from fallwatch.track import build_tracker
-from fallwatch.types import Frame, FrameResult, Poses
+from fallwatch.types import Detections, Frame, FrameResult, Poses
 from fallwatch.viz import annotate
 from fallwatch.weights import ResolvedWeights, resolve
 
@@ -124,10 +124,12 @@ class Pipeline:
             return None
         return FallRecognizer(self.cfg.action, self.action_model, self.device, self.action_window)
 
-    def process(self, frame: Frame, tracker=None, recognizer=None) -> FrameResult:
-        """Run every stage on one frame."""
-        with self.timer("detect"):
-            detections = self.detector(frame.image)
+    def process(self, frame: Frame, tracker=None, recognizer=None, detections: Detections | None = None) -> FrameResult:
+        """Run every stage on one frame (`detections`: this frame's detector output from an earlier run, so that
+        offline ablations of the later stages skip the detector)."""
+        if detections is None:
+            with self.timer("detect"):
+                detections = self.detector(frame.image)
         tracks = poses = None
         if tracker is not None:
             with self.timer("track"):

@@ -41,12 +41,17 @@ def main() -> None:
     parser.add_argument("--skeletons", type=Path, default=Path("runs/skeletons"))
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--clips", nargs="*", help="score these extracted clips instead of the test split and the "
+                        "fall-free videos (e.g. validation clips held out of training)")
     args = parser.parse_args()
     cfg = load_config(overrides=args.overrides)
     weights = resolve(cfg.action.model, allow_download=False)
     model, ckpt = load_stgcn(weights.path)
     manifest = json.loads((args.skeletons / "clips.json").read_text())
     clips = manifest["splits"]["test"] + manifest["splits"]["fall_free"]
+    if args.clips:
+        every = {c["name"]: c for split in manifest["splits"].values() for c in split}
+        clips = [every[name] for name in args.clips]
     results = {"fallwatch (sliding window, hysteresis)": [], "PP-Human policy (tumbling, flush, argmax)": [],
                "posture-aware BiLSTM, standing model (public baseline)": []}
     bilstm = _bilstm()

@@ -2,8 +2,9 @@
 
     python scripts/eval_mot.py --data ../shared/data/mot --out docs/figures/mot.json
 
-Every tracker gets the same SORT (Faster R-CNN) detections from det/det.txt and the same thresholds (the defaults
-in configs/default.yaml, which equal ultralytics' bytetrack.yaml / botsort.yaml); lost tracks are kept 30 frames
+Every tracker gets the same SORT (Faster R-CNN) detections from det/det.txt and the same thresholds (the presets
+configs/trackers/bytetrack.yaml / botsort.yaml, which equal ultralytics' own; one extra row shows fallwatch's
+fall-detection default, which does not fuse the detection score into the IoU); lost tracks are kept 30 frames
 in all of them (ultralytics 8.4 does not scale the buffer with fps; one extra row shows our fps-scaled default).
 Ground-truth rows with flag 0 are dropped (not scored). Sequences with real frames (TUD-Campus, TUD-Stadtmitte,
 PETS09-S2L1) hand the frames to the trackers, so BoT-SORT's camera-motion compensation runs there; on the others
@@ -28,6 +29,7 @@ from fallwatch.track import build_tracker
 from fallwatch.track.matching import iou_matrix
 from fallwatch.types import Detections
 
+PRESETS = Path(__file__).resolve().parent.parent / "configs" / "trackers"
 SEQUENCES = ("TUD-Campus", "TUD-Stadtmitte", "PETS09-S2L1", "ETH-Bahnhof", "KITTI-13")
 VIDEOS = {"TUD-Campus": "TUD-Campus.mp4", "TUD-Stadtmitte": "TUD-Stadtmitte.mp4", "PETS09-S2L1": "vtest.avi"}
 METRICS = ["mota", "idf1", "num_switches", "num_false_positives", "num_misses", "mostly_tracked", "num_frames"]
@@ -83,7 +85,7 @@ def _ours(overrides: list[str], fps: float, same_buffer: bool = True, extra_fram
     ultralytics 8.4. ultralytics' own trackers keep a lost track one frame longer than their buffer (the track
     removed in frame t is only taken out of the lost pool in frame t+1, and can be re-found in between):
     `extra_frames=1` reproduces that effective lifetime."""
-    cfg = load_config(overrides=overrides).track
+    cfg = load_config(PRESETS / "bytetrack.yaml", overrides).track
     if same_buffer:
         cfg.track_buffer_s = (cfg.track_buffer + extra_frames) / fps
     tracker = build_tracker(cfg, fps)
@@ -104,8 +106,14 @@ TRACKERS = {
         ["track.tracker=bytetrack", "track.output_box=filtered"], fps, extra_frames=1
     ),
     "fallwatch ByteTrack (buffer scaled by fps/30)": lambda fps, cfg: _ours(["track.tracker=bytetrack"], fps, False),
+    "fallwatch ByteTrack, fall default (no score fusion)": lambda fps, cfg: _ours(
+        ["track.tracker=bytetrack", "track.fuse_score=false"], fps
+    ),
     "fallwatch BoT-SORT, no GMC": lambda fps, cfg: _ours(["track.tracker=botsort", "track.gmc_method=none"], fps),
     "fallwatch BoT-SORT + GMC": lambda fps, cfg: _ours(["track.tracker=botsort"], fps),
+    "fallwatch BoT-SORT + GMC, every estimate applied": lambda fps, cfg: _ours(
+        ["track.tracker=botsort", "track.gmc_min_motion_px=0"], fps
+    ),
     "ultralytics BYTETracker": lambda fps, cfg: _ultralytics_tracker("bytetrack", cfg, fps),
     "ultralytics BOTSORT + GMC": lambda fps, cfg: _ultralytics_tracker("botsort", cfg, fps),
 }
@@ -132,7 +140,7 @@ def _frames(folder: Path, name: str, n: int):
 
 
 def evaluate(data: Path, sequences=SEQUENCES) -> dict:
-    track_cfg = load_config().track
+    track_cfg = load_config(PRESETS / "bytetrack.yaml").track
     accs = {name: [] for name in TRACKERS}
     timing = {name: [0.0, 0] for name in TRACKERS}
     for seq in sequences:

@@ -4,6 +4,11 @@ so the fall classifier is trained and evaluated on the keypoints it will see at 
     python scripts/extract_skeletons.py --data ../shared/data --out runs/skeletons [--set detect.imgsz=640]
     python scripts/extract_skeletons.py --reuse-tracks runs/skeletons --out runs/skeletons_student \
         --set pose.model=movenet-thunder [--splits test fall_free]
+    python scripts/extract_skeletons.py --detections runs/detections --out runs/skeletons_nofuse \
+        --set track.fuse_score=false
+
+`--detections DIR` stores every frame's detector output there on the first run and reads it back on later runs
+(same detector settings, checked), so ablations of the tracker, pose or action settings skip the detector.
 
 `--reuse-tracks DIR` keeps the tracked boxes of an earlier extraction and reruns only the pose stage: the tracker
 never sees keypoints, so this is exactly what the full pipeline would give with the other pose model, at a
@@ -26,11 +31,43 @@ from fallwatch.config import load_config
 from fallwatch.eval.clips import Clip, shared_clips
 from fallwatch.io.sources import ReaderSettings, open_source
 from fallwatch.pipeline import Pipeline
-from fallwatch.types import Frame
+from fallwatch.types import Detections, Frame
 
 
-def extract(pipeline: Pipeline, clip: Clip, out: Path) -> dict:
+class DetectionCache:
+    """Per-clip detector output in `folder/<clip>.npz` (frame, box, score rows + the detect config)."""
+
+    def __init__(self, folder: Path | None, detect_cfg: dict):
+        self.folder, self.key = folder, json.dumps(detect_cfg, sort_keys=True)
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def load(self, clip: Clip) -> dict[int, Detections] | None:
+        path = None if self.folder is None else self.folder / f"{clip.name}.npz"
+        if path is None or not path.is_file():
+            return None
+        with np.load(path) as z:
+            if str(z["detect_config"]) != self.key:
+                raise SystemExit(f"{path}: made with other detector settings; use another --detections folder")
+            frame, box, score = z["frame"], z["box"], z["score"]
+        frames = int(frame.max()) + 1 if len(frame) else 0
+        return {f: Detections(box[frame == f], score[frame == f]) for f in range(frames)}
+
+    def save(self, clip: Clip, per_frame: dict[int, Detections]) -> None:
+        if self.folder is None:
+            return
+        items = sorted(per_frame.items())
+        frame = np.concatenate([np.full(len(d.scores), f, np.int64) for f, d in items] or [np.zeros(0, np.int64)])
+        box = np.concatenate([d.boxes for _, d in items] or [np.zeros((0, 4), np.float32)])
+        score = np.concatenate([d.scores for _, d in items] or [np.zeros(0, np.float32)])
+        np.savez_compressed(self.folder / f"{clip.name}.npz", frame=frame, box=box, score=score,
+                            detect_config=self.key)
+
+
+def extract(pipeline: Pipeline, clip: Clip, out: Path, cache: DetectionCache) -> dict:
     rows = {"frame": [], "time": [], "id": [], "box": [], "score": [], "keypoints": []}
+    cached = cache.load(clip)
+    seen: dict[int, Detections] = {}
     settings = ReaderSettings.from_config(pipeline.cfg.run)
     with open_source(str(clip.path), settings) as src:
         tracker = pipeline.tracker_factory(src.info.fps)
@@ -40,7 +77,9 @@ def extract(pipeline: Pipeline, clip: Clip, out: Path) -> dict:
             if clip.roi is not None:
                 x1, y1, x2, y2 = clip.roi
                 image = np.ascontiguousarray(image[y1:y2, x1:x2])
-            result = pipeline.process(Frame(frame.index, frame.time, image), tracker)
+            detections = None if cached is None else cached.get(frame.index, Detections(np.zeros((0, 4)), []))
+            result = pipeline.process(Frame(frame.index, frame.time, image), tracker, detections=detections)
+            seen[frame.index] = result.detections
             for i, tid in enumerate(result.tracks.ids):
                 rows["frame"].append(frame.index)
                 rows["time"].append(frame.time)
@@ -50,6 +89,8 @@ def extract(pipeline: Pipeline, clip: Clip, out: Path) -> dict:
                 rows["keypoints"].append(result.poses.keypoints[i])
             n += 1
         fps = src.info.fps
+    if cached is None:
+        cache.save(clip, seen)
     arrays = {k: np.asarray(v, np.float32 if k in ("time", "box", "score", "keypoints") else np.int64)
               for k, v in rows.items()}
     arrays["box"] = arrays["box"].reshape(-1, 4)
@@ -88,12 +129,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/skeletons"))
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--reuse-tracks", type=Path, help="an earlier extraction whose tracked boxes are kept")
+    parser.add_argument("--detections", type=Path, help="detector output cache (written once, then read)")
     parser.add_argument("--splits", nargs="*", help="only these splits (train, test, fall_free)")
     args = parser.parse_args()
     cfg = load_config(overrides=["run.progress=false", *args.overrides])
     pipeline = Pipeline(cfg)
     args.out.mkdir(parents=True, exist_ok=True)
     splits = shared_clips(args.data)
+    cache = DetectionCache(args.detections, cfg.to_dict()["detect"])
     manifest = {"config": cfg.to_dict(), "models": {k: v.sha256 for k, v in pipeline.models.items()}, "splits": {}}
     if args.reuse_tracks:
         manifest["tracks_from"] = str(args.reuse_tracks)
@@ -106,7 +149,7 @@ def main() -> None:
             if args.reuse_tracks:
                 info = repose(pipeline, clip, args.reuse_tracks, args.out)
             else:
-                info = extract(pipeline, clip, args.out)
+                info = extract(pipeline, clip, args.out, cache)
             info.update(group=clip.group, fall_start=clip.fall_start, fall_end=clip.fall_end)
             manifest["splits"][split].append(info)
             took = time.perf_counter() - t0

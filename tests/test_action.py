@@ -167,3 +167,42 @@ def test_action_training_runs_resumes_and_loads(tmp_path):
     assert [h["epoch"] for h in again["history"]] == [1]  # nothing left to do: the resume is a no-op, not a restart
     model, _ = load_stgcn(out)
     assert sum(p.numel() for p in model.parameters()) == again["params"]
+
+
+def test_drift_augmentation_moves_the_body_steadily_without_changing_its_shape():
+    """The drift is a translation growing linearly over the window, the same for every joint: a walking person's
+    path, not a change of posture."""
+    from conftest import DATA
+
+    from fallwatch.action.recognizer import window_spec
+    from fallwatch.train.action import TrainSettings, augment_window, load_kaggle
+
+    seq = load_kaggle(DATA / "skeletons" / "kaggle_real_fall_coco17" / "kaggle_real_fall_coco17.npz", 30.0)[0]
+    spec = window_spec(load_config().action)
+    window = normalise(resample(seq.times, seq.keypoints, spec, seq.times[-1]))
+    window[..., 2] = 1.0  # every joint visible, so that dropout is the only thing that can hide one
+    settings = TrainSettings(drift_prob=1.0, max_drift=1.5)
+    rng_a, rng_b = np.random.default_rng(3), np.random.default_rng(3)
+    drifted = augment_window(window, rng_a, settings)
+    still = augment_window(window, rng_b, TrainSettings(drift_prob=0.0, max_drift=1.5))
+    both = (drifted[..., 2] > 0) & (still[..., 2] > 0)
+    shift = np.where(both[..., None], drifted[..., :2] - still[..., :2], np.nan)
+    per_step = np.nanmean(shift, axis=1)  # (T, 2)
+    assert np.nanmax(np.abs(shift - per_step[:, None])) < 1e-5  # all joints move together
+    steps = np.diff(per_step, axis=0)
+    assert np.allclose(steps, steps[0], atol=1e-5)  # at a constant speed
+    assert 0 < np.linalg.norm(per_step[-1] - per_step[0]) <= 1.5 + 1e-6
+
+
+def test_faller_continuity_sees_an_id_switch_mid_fall():
+    from fallwatch.eval.falls import faller_continuity
+
+    frames = np.arange(100)
+    one = {"fps": 10.0, "frames": 100, "frame": frames, "id": np.ones(100, int)}
+    assert faller_continuity(one, 40, 60) == (1.0, 1.0)
+    switched = dict(one, id=np.where(frames < 50, 1, 2))  # a new id from frame 50: 30..49 vs 50..70
+    span, seen = faller_continuity(switched, 40, 60)
+    assert span == pytest.approx(21 / 41) and seen == pytest.approx(21 / 41)
+    gappy = dict(one, frame=frames[frames % 2 == 0], id=np.ones(50, int))  # every other frame missed
+    span, seen = faller_continuity(gappy, 40, 60)
+    assert span == pytest.approx(41 / 41) and seen == pytest.approx(21 / 41)

@@ -188,3 +188,20 @@ def replay_posture_bilstm(session, scaler: dict, data: dict, window: int = 60, s
                 elif p < off:
                     armed[tid] = True
     return alarms
+
+
+def faller_continuity(data: dict, fall_start: int, fall_end: int, margin_s: float = 1.0) -> tuple[float, float]:
+    """How well one track id follows the person through a fall, from `margin_s` before the onset to `margin_s`
+    after the end: (span, seen) of the best single id - `span` the share of that interval between its first and
+    last row (an id switch or a lost track cuts it), `seen` the share of frames it has a box in (gaps shorter
+    than the action stage's `max_gap_s` are interpolated there, so `span` is what the fall window depends on)."""
+    fps = float(data["fps"])
+    lo = max(0, fall_start - int(round(margin_s * fps)))
+    hi = min(int(data["frames"]) - 1, fall_end + int(round(margin_s * fps)))
+    length = hi - lo + 1
+    best = (0.0, 0.0)
+    for tid in np.unique(data["id"]):
+        frames = data["frame"][(data["id"] == tid) & (data["frame"] >= lo) & (data["frame"] <= hi)]
+        if len(frames):
+            best = max(best, ((frames.max() - frames.min() + 1) / length, len(np.unique(frames)) / length))
+    return best

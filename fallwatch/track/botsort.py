@@ -27,7 +27,9 @@ class BoTSORT(ByteTracker):
 
     def __init__(self, cfg: TrackConfig, fps: float, embedder: Embedder | None = None):
         super().__init__(cfg, fps)
-        self.gmc = SparseFlowGMC(cfg.gmc_downscale) if cfg.gmc_method == "sparseOptFlow" else None
+        self.gmc = None
+        if cfg.gmc_method == "sparseOptFlow":
+            self.gmc = SparseFlowGMC(cfg.gmc_downscale, cfg.gmc_min_motion_px)
         self.embedder = embedder if cfg.with_reid else None
         self.last_warp = np.eye(2, 3)
 

@@ -2,7 +2,9 @@
 
 Corners are found on the frame downscaled by `downscale`, followed with pyramidal Lucas-Kanade into the next frame,
 and a 4-DoF similarity (rotation, uniform scale, translation) is fitted robustly; its translation is scaled back to
-full resolution. A frame of a different size, or too few tracked corners, gives the identity.
+full resolution. A frame of a different size, or too few tracked corners, gives the identity; so does an estimate
+smaller than `min_motion_px` (the largest displacement it causes at the frame's corners): on a static camera the
+fit only measures noise, and applying it perturbs the filters for nothing.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ MIN_POINTS = 5  # fewer matched corners than this: no reliable estimate
 class SparseFlowGMC:
     """`apply(image) -> (2, 3)` affine mapping the previous frame's coordinates onto this frame's."""
 
-    def __init__(self, downscale: int = 2):
+    def __init__(self, downscale: int = 2, min_motion_px: float = 0.0):
         self.downscale = max(1, int(downscale))
+        self.min_motion_px = float(min_motion_px)
         self._prev_gray: np.ndarray | None = None
         self._prev_points: np.ndarray | None = None
 
@@ -49,4 +52,12 @@ class SparseFlowGMC:
         if affine is None or not np.isfinite(affine).all():
             return identity
         affine[:, 2] *= self.downscale
+        if self.min_motion_px > 0 and _largest_shift(affine, image.shape[1], image.shape[0]) < self.min_motion_px:
+            return identity
         return affine
+
+
+def _largest_shift(affine: np.ndarray, width: int, height: int) -> float:
+    """Largest displacement (pixels) the affine gives the frame's four corners."""
+    corners = np.array([[0, 0, 1], [width, 0, 1], [0, height, 1], [width, height, 1]], np.float64)
+    return float(np.abs(corners @ affine.T - corners[:, :2]).max())

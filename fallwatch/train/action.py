@@ -57,6 +57,9 @@ class TrainSettings:
     kaggle_fps: float = 30.0  # not documented upstream; typical of phone video
     positive_after_s: float = 1.0
     val_fraction: float = 0.2
+    extracted_share: float | None = None  # share of windows from our own pipeline's skeletons; None: by count
+    drift_prob: float = 0.5  # share of windows given a steady drift (a person walking across the image)
+    max_drift: float = 0.0  # torso lengths over the window (0: off; 1.5 was tried, docs/benchmarks.md)
     seed: int = 0
 
 
@@ -147,7 +150,7 @@ def sample_window(seq: Sequence, spec: WindowSpec, rng: np.random.Generator, set
         times, keypoints = degrade(times, keypoints, rng)
     window = normalise(resample(times, keypoints, spec, end), spec.normalisation)
     if augment:
-        window = augment_window(window, rng)
+        window = augment_window(window, rng, settings)
     return window, label
 
 
@@ -168,7 +171,10 @@ def degrade(times: np.ndarray, keypoints: np.ndarray, rng: np.random.Generator):
     return times, keypoints
 
 
-def augment_window(w: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def augment_window(w: np.ndarray, rng: np.random.Generator, settings: TrainSettings) -> np.ndarray:
+    """Mirror (L/R swap), rotation, scale, joint dropout, and a steady drift in a random direction: people walk
+    towards and away from elevated cameras, which moves them down or up the image without any fall; the drift
+    teaches the model that a translation alone is not a fall (pedestrian videos raised most false alarms)."""
     w = w.copy()
     vis = w[..., 2] > 0
     if rng.random() < 0.5:
@@ -178,6 +184,10 @@ def augment_window(w: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     angle = np.deg2rad(rng.uniform(-15, 15))
     c, s = np.cos(angle), np.sin(angle)
     xy = w[..., :2] @ np.array([[c, -s], [s, c]]).T * rng.uniform(0.85, 1.15)
+    if rng.random() < settings.drift_prob:
+        heading = rng.uniform(0, 2 * np.pi)
+        ramp = np.linspace(-0.5, 0.5, len(w))[:, None, None]
+        xy = xy + ramp * rng.uniform(0, settings.max_drift) * np.array([np.cos(heading), np.sin(heading)])
     drop = rng.random(w.shape[1]) < 0.05
     vis = vis & ~drop[None, :]
     w[..., :2] = np.where(vis[..., None], xy, 0.0)
@@ -186,11 +196,25 @@ def augment_window(w: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def make_batch(seqs, spec, rng, settings, n, augment, balance=True):
+    """Half the draws from kaggle falls and extracted clips (per-window labels), half from kaggle non-falls and
+    extracted clips - every sequence in proportion to its count; or, with `extracted_share`, that share of the
+    windows from the extracted clips and the rest half kaggle falls, half kaggle non-falls."""
     xs, ys = [], []
     labels = np.array([s.label for s in seqs])
+    extracted = np.flatnonzero(labels < 0)
+    if settings.extracted_share is None or not len(extracted):
+        pools = (np.flatnonzero(labels != 0), np.flatnonzero(labels <= 0))
+        share = 0.0
+    else:
+        pools = (np.flatnonzero(labels == 1), np.flatnonzero(labels == 0))
+        share = settings.extracted_share
     while len(xs) < n:
-        # Half the draws from falls (kaggle) and extracted clips (per-window labels), half from the rest.
-        pool = np.flatnonzero(labels != 0) if balance and rng.random() < 0.5 else np.flatnonzero(labels <= 0)
+        if rng.random() < share:
+            pool = extracted
+        elif balance and len(pools[0]) and len(pools[1]):
+            pool = pools[0] if rng.random() < 0.5 else pools[1]
+        else:
+            pool = np.flatnonzero(labels >= -1)
         seq = seqs[int(rng.choice(pool))]
         item = sample_window(seq, spec, rng, settings, augment)
         if item is not None:
@@ -282,7 +306,8 @@ def run_from_args(args) -> dict:
 
     cfg = load_config(args.config, args.overrides)
     spec = window_spec(cfg.action)
-    settings = TrainSettings(epochs=args.epochs, windows_per_epoch=args.windows_per_epoch, seed=args.seed)
+    settings = TrainSettings(epochs=args.epochs, windows_per_epoch=args.windows_per_epoch, seed=args.seed,
+                             extracted_share=args.extracted_share, max_drift=args.max_drift)
     if args.widths:
         settings.widths = tuple(args.widths)
         settings.strides = tuple(args.strides) if args.strides else tuple(
