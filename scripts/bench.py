@@ -156,6 +156,30 @@ def bench_tracker(args) -> dict:
     return results
 
 
+def bench_gmc_noise(args) -> dict:
+    """What GMC estimates, frame to frame, on each video: the largest displacement its affine gives a frame corner
+    (every estimate kept). On a static camera this is the fit's noise, which `track.gmc_min_motion_px` discards."""
+    import cv2
+
+    from fallwatch.config import load_config
+    from fallwatch.track.gmc import SparseFlowGMC, largest_shift
+
+    results = {}
+    for video in args.videos:
+        gmc, shifts = SparseFlowGMC(load_config().track.gmc_downscale, 0.0), []
+        cap = cv2.VideoCapture(str(video))
+        ok, image = cap.read()
+        while ok:
+            shifts.append(largest_shift(gmc.apply(image), image.shape[1], image.shape[0]))
+            ok, image = cap.read()
+        cap.release()
+        q = np.percentile(shifts[1:], [50, 90, 99, 100])
+        results[Path(video).parent.name] = {"frames": len(shifts), "corner_shift_px_median": float(q[0]),
+                                            "p90": float(q[1]), "p99": float(q[2]), "max": float(q[3])}
+    print(json.dumps(results, indent=2))
+    return results
+
+
 def bench_pose(args) -> dict:
     """Pose stage cost per person at 1, 4 and 16 people per frame (one batched pass per frame), CPU."""
     import cv2
@@ -288,6 +312,12 @@ def main() -> None:
     t.add_argument("--frames", type=int, default=600)
     t.add_argument("--gmc-video", default=str(HERE.parent.parent / "shared/data/mot/PETS09-S2L1/vtest.avi"))
     t.add_argument("--out", type=Path)
+    g = sub.add_parser("gmc-noise")
+    mot = HERE.parent.parent / "shared/data/mot"
+    g.add_argument("videos", nargs="*", default=[str(mot / "TUD-Campus/TUD-Campus.mp4"),
+                                                 str(mot / "TUD-Stadtmitte/TUD-Stadtmitte.mp4"),
+                                                 str(mot / "PETS09-S2L1/vtest.avi")])
+    g.add_argument("--out", type=Path)
     q = sub.add_parser("pose")
     q.add_argument("--video", default=str(HERE.parent.parent / "shared/data/mot/PETS09-S2L1/vtest.avi"))
     q.add_argument("--repeats", type=int, default=5)
@@ -317,7 +347,7 @@ def main() -> None:
         print(json.dumps(out))
         return
     benches = {"pipeline": bench_pipeline, "tracker": bench_tracker, "pose": bench_pose, "action": bench_action,
-               "students": bench_students}
+               "students": bench_students, "gmc-noise": bench_gmc_noise}
     report = benches[args.what](args)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

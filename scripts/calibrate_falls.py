@@ -17,11 +17,9 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
 from fallwatch.action.recognizer import FallRecognizer, load_stgcn
 from fallwatch.config import load_config
-from fallwatch.eval.falls import ClipResult, replay_sliding, score
+from fallwatch.eval.falls import clip_result, extracted_clips, replay_sliding, score
 from fallwatch.weights import resolve
 
 ON_GRID = (0.5, 0.6, 0.7, 0.8, 0.9)
@@ -37,15 +35,12 @@ def main() -> None:
     args = parser.parse_args()
     cfg = load_config(overrides=args.overrides)
     model, _ = load_stgcn(resolve(cfg.action.model, allow_download=False).path)
-    manifest = json.loads((args.skeletons / "clips.json").read_text())
-    every = {c["name"]: c for split in manifest["splits"].values() for c in split}
-    clips = [(every[name], dict(np.load(args.skeletons / f"{name}.npz"))) for name in args.clips]
+    clips = extracted_clips(args.skeletons, args.clips)
     gap = cfg.action.on_threshold - cfg.action.off_threshold
     rows = []
     for on, duration in itertools.product(ON_GRID, DURATION_GRID_S):
         action = replace(cfg.action, on_threshold=on, off_threshold=max(0.0, on - gap), min_duration_s=duration)
-        results = [ClipResult(c["name"], float(d["fps"]), int(d["frames"]), c["fall_start"], c["fall_end"],
-                              replay_sliding(FallRecognizer(action, model), d)) for c, d in clips]
+        results = [clip_result(c, d, replay_sliding(FallRecognizer(action, model), d)) for c, d in clips]
         s = score(results)
         rows.append({"on_threshold": on, "off_threshold": action.off_threshold, "min_duration_s": duration,
                      **{k: s[k] for k in ("f1", "precision", "recall", "false_alarms", "latency_median_s")}})

@@ -15,11 +15,16 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
 from fallwatch.action.recognizer import FallRecognizer, load_stgcn
 from fallwatch.config import load_config
-from fallwatch.eval.falls import ClipResult, replay_posture_bilstm, replay_pp_human, replay_sliding, score
+from fallwatch.eval.falls import (
+    clip_result,
+    extracted_clips,
+    replay_posture_bilstm,
+    replay_pp_human,
+    replay_sliding,
+    score,
+)
 from fallwatch.weights import resolve
 
 
@@ -47,24 +52,15 @@ def main() -> None:
     cfg = load_config(overrides=args.overrides)
     weights = resolve(cfg.action.model, allow_download=False)
     model, ckpt = load_stgcn(weights.path)
-    manifest = json.loads((args.skeletons / "clips.json").read_text())
-    clips = manifest["splits"]["test"] + manifest["splits"]["fall_free"]
-    if args.clips:
-        every = {c["name"]: c for split in manifest["splits"].values() for c in split}
-        clips = [every[name] for name in args.clips]
     results = {"fallwatch (sliding window, hysteresis)": [], "PP-Human policy (tumbling, flush, argmax)": [],
                "posture-aware BiLSTM, standing model (public baseline)": []}
     bilstm = _bilstm()
-    for clip in clips:
-        data = dict(np.load(args.skeletons / f"{clip['name']}.npz"))
-        base = dict(name=clip["name"], fps=float(data["fps"]), frames=int(data["frames"]),
-                    fall_start=clip["fall_start"], fall_end=clip["fall_end"])
+    for clip, data in extracted_clips(args.skeletons, args.clips):
         for policy, replay in zip(results, (replay_sliding, replay_pp_human), strict=False):
-            alarms = replay(FallRecognizer(cfg.action, model), data)
-            results[policy].append(ClipResult(**base, alarms=alarms))
+            results[policy].append(clip_result(clip, data, replay(FallRecognizer(cfg.action, model), data)))
         if bilstm is not None:
-            alarms = replay_posture_bilstm(*bilstm, data)
-            results["posture-aware BiLSTM, standing model (public baseline)"].append(ClipResult(**base, alarms=alarms))
+            results["posture-aware BiLSTM, standing model (public baseline)"].append(
+                clip_result(clip, data, replay_posture_bilstm(*bilstm, data)))
     report = {"model": str(weights.path), "sha256": weights.sha256, "action_config": vars(cfg.action),
               "policies": {p: score(r) for p, r in results.items() if r}}
     for p, s in report["policies"].items():

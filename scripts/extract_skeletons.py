@@ -28,40 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from fallwatch.config import load_config
-from fallwatch.eval.clips import Clip, shared_clips
+from fallwatch.eval.clips import Clip, DetectionCache, shared_clips
 from fallwatch.io.sources import ReaderSettings, open_source
 from fallwatch.pipeline import Pipeline
 from fallwatch.types import Detections, Frame
-
-
-class DetectionCache:
-    """Per-clip detector output in `folder/<clip>.npz` (frame, box, score rows + the detect config)."""
-
-    def __init__(self, folder: Path | None, detect_cfg: dict):
-        self.folder, self.key = folder, json.dumps(detect_cfg, sort_keys=True)
-        if folder is not None:
-            folder.mkdir(parents=True, exist_ok=True)
-
-    def load(self, clip: Clip) -> dict[int, Detections] | None:
-        path = None if self.folder is None else self.folder / f"{clip.name}.npz"
-        if path is None or not path.is_file():
-            return None
-        with np.load(path) as z:
-            if str(z["detect_config"]) != self.key:
-                raise SystemExit(f"{path}: made with other detector settings; use another --detections folder")
-            frame, box, score = z["frame"], z["box"], z["score"]
-        frames = int(frame.max()) + 1 if len(frame) else 0
-        return {f: Detections(box[frame == f], score[frame == f]) for f in range(frames)}
-
-    def save(self, clip: Clip, per_frame: dict[int, Detections]) -> None:
-        if self.folder is None:
-            return
-        items = sorted(per_frame.items())
-        frame = np.concatenate([np.full(len(d.scores), f, np.int64) for f, d in items] or [np.zeros(0, np.int64)])
-        box = np.concatenate([d.boxes for _, d in items] or [np.zeros((0, 4), np.float32)])
-        score = np.concatenate([d.scores for _, d in items] or [np.zeros(0, np.float32)])
-        np.savez_compressed(self.folder / f"{clip.name}.npz", frame=frame, box=box, score=score,
-                            detect_config=self.key)
 
 
 def extract(pipeline: Pipeline, clip: Clip, out: Path, cache: DetectionCache) -> dict:
@@ -73,10 +43,7 @@ def extract(pipeline: Pipeline, clip: Clip, out: Path, cache: DetectionCache) ->
         tracker = pipeline.tracker_factory(src.info.fps)
         n = 0
         for frame in src:
-            image = frame.image
-            if clip.roi is not None:
-                x1, y1, x2, y2 = clip.roi
-                image = np.ascontiguousarray(image[y1:y2, x1:x2])
+            image = clip.view(frame.image)
             detections = None if cached is None else cached.get(frame.index, Detections(np.zeros((0, 4)), []))
             result = pipeline.process(Frame(frame.index, frame.time, image), tracker, detections=detections)
             seen[frame.index] = result.detections
@@ -112,10 +79,7 @@ def repose(pipeline: Pipeline, clip: Clip, previous: Path, out: Path) -> dict:
             rows = np.flatnonzero(arrays["frame"] == frame.index)
             if len(rows) == 0:
                 continue
-            image = frame.image
-            if clip.roi is not None:
-                x1, y1, x2, y2 = clip.roi
-                image = np.ascontiguousarray(image[y1:y2, x1:x2])
+            image = clip.view(frame.image)
             keypoints[rows] = pipeline.pose.estimate(image, arrays["box"][rows])
     arrays["keypoints"] = keypoints.astype(np.float32)
     np.savez_compressed(out / f"{clip.name}.npz", **arrays)

@@ -10,8 +10,14 @@ clip without a fall; `roi` (optional) is "x1,y1,x2,y2" in pixels to process only
 from __future__ import annotations
 
 import csv
+import json
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
+
+from fallwatch.errors import FallwatchError
+from fallwatch.types import Detections
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,13 @@ class Clip:
     @property
     def is_fall(self) -> bool:
         return self.fall_start is not None
+
+    def view(self, image: np.ndarray) -> np.ndarray:
+        """The part of a decoded frame this clip is about (its `roi`, e.g. URFD's RGB half), or the whole frame."""
+        if self.roi is None:
+            return image
+        x1, y1, x2, y2 = self.roi
+        return np.ascontiguousarray(image[y1:y2, x1:x2])
 
 
 def _int_or_none(value: str | None) -> int | None:
@@ -83,3 +96,35 @@ def shared_clips(data: Path) -> dict[str, list[Clip]]:
     test = [c for c in urfd if int(c.name.split("-")[1]) >= 21] + [c for c in gmd if c.group == "gmdcsa-S3"]
     train = [c for c in urfd + gmd if c not in test]
     return {"train": train, "test": test, "fall_free": pedestrian_clips(data / "mot")}
+
+
+class DetectionCache:
+    """Per-clip detector output in `folder/<clip>.npz` (frame, box, score rows + the detect config)."""
+
+    def __init__(self, folder: Path | None, detect_cfg: dict):
+        self.folder, self.key = folder, json.dumps(detect_cfg, sort_keys=True)
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def load(self, clip: Clip) -> dict[int, Detections] | None:
+        path = None if self.folder is None else self.folder / f"{clip.name}.npz"
+        if path is None or not path.is_file():
+            return None
+        with np.load(path) as z:
+            if str(z["detect_config"]) != self.key:
+                raise FallwatchError(f"{path}: made with other detector settings; use another cache folder")
+            order = np.argsort(z["frame"], kind="stable")
+            frame, box, score = z["frame"][order], z["box"][order], z["score"][order]
+        bounds = np.searchsorted(frame, np.arange((int(frame.max()) + 2) if len(frame) else 1))
+        spans = zip(bounds[:-1], bounds[1:], strict=True)
+        return {f: Detections(box[a:b], score[a:b]) for f, (a, b) in enumerate(spans)}
+
+    def save(self, clip: Clip, per_frame: dict[int, Detections]) -> None:
+        if self.folder is None:
+            return
+        items = sorted(per_frame.items())
+        frame = np.concatenate([np.full(len(d.scores), f, np.int64) for f, d in items] or [np.zeros(0, np.int64)])
+        box = np.concatenate([d.boxes for _, d in items] or [np.zeros((0, 4), np.float32)])
+        score = np.concatenate([d.scores for _, d in items] or [np.zeros(0, np.float32)])
+        np.savez_compressed(self.folder / f"{clip.name}.npz", frame=frame, box=box, score=score,
+                            detect_config=self.key)

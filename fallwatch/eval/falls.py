@@ -8,7 +8,9 @@ alarms, recall = detected falls / falls; false alarms per hour are counted on fa
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -70,6 +72,23 @@ def score(results: list[ClipResult]) -> dict:
         "false_alarms_per_hour": fall_free_alarms / (fall_free_s / 3600) if fall_free_s else None,
         "clips": per_clip,
     }
+
+
+def extracted_clips(folder: Path, names: list[str] | None = None) -> list[tuple[dict, dict]]:
+    """(manifest entry, arrays) of the clips `scripts/extract_skeletons.py` wrote into `folder`: those named, or
+    by default the test split and the fall-free videos."""
+    manifest = json.loads((folder / "clips.json").read_text())
+    if names:
+        every = {c["name"]: c for split in manifest["splits"].values() for c in split}
+        entries = [every[name] for name in names]
+    else:
+        entries = manifest["splits"]["test"] + manifest["splits"]["fall_free"]
+    return [(c, dict(np.load(folder / f"{c['name']}.npz"))) for c in entries]
+
+
+def clip_result(entry: dict, data: dict, alarms: list[int]) -> ClipResult:
+    return ClipResult(entry["name"], float(data["fps"]), int(data["frames"]), entry["fall_start"], entry["fall_end"],
+                      alarms)
 
 
 def frames_of(data: dict) -> list[tuple[int, float, Tracks, Poses]]:
@@ -148,10 +167,7 @@ def run_clip(pipeline, clip) -> ClipResult:
         tracker, recognizer = pipeline.tracker_factory(src.info.fps), pipeline.new_recognizer()
         result = ClipResult(clip.name, src.info.fps, 0, clip.fall_start, clip.fall_end)
         for frame in src:
-            image = frame.image
-            if clip.roi is not None:
-                x1, y1, x2, y2 = clip.roi
-                image = np.ascontiguousarray(image[y1:y2, x1:x2])
+            image = clip.view(frame.image)
             out = pipeline.process(Frame(frame.index, frame.time, image), tracker, recognizer)
             result.alarms += [frame.index for e in out.events if e.end_frame is None]
             result.frames += 1

@@ -52,12 +52,12 @@ class SparseFlowGMC:
         if affine is None or not np.isfinite(affine).all():
             return identity
         affine[:, 2] *= self.downscale
-        if self.min_motion_px > 0 and _largest_shift(affine, image.shape[1], image.shape[0]) < self.min_motion_px:
+        if self.min_motion_px > 0 and largest_shift(affine, image.shape[1], image.shape[0]) < self.min_motion_px:
             return identity
         return affine
 
 
-def _largest_shift(affine: np.ndarray, width: int, height: int) -> float:
+def largest_shift(affine: np.ndarray, width: int, height: int) -> float:
     """Largest displacement (pixels) the affine gives the frame's four corners."""
     corners = np.array([[0, 0, 1], [width, 0, 1], [0, height, 1], [width, height, 1]], np.float64)
     return float(np.abs(corners @ affine.T - corners[:, :2]).max())

@@ -214,7 +214,7 @@ def make_batch(seqs, spec, rng, settings, n, augment, balance=True):
         elif balance and len(pools[0]) and len(pools[1]):
             pool = pools[0] if rng.random() < 0.5 else pools[1]
         else:
-            pool = np.flatnonzero(labels >= -1)
+            pool = np.arange(len(seqs))
         seq = seqs[int(rng.choice(pool))]
         item = sample_window(seq, spec, rng, settings, augment)
         if item is not None:

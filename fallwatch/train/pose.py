@@ -77,10 +77,7 @@ def build_cache(data: Path, cfg, frame_stride: int, min_det_score: float, min_bo
                 for frame in src:
                     if frame.index % frame_stride:
                         continue
-                    image = frame.image
-                    if clip.roi is not None:
-                        x1, y1, x2, y2 = clip.roi
-                        image = np.ascontiguousarray(image[y1:y2, x1:x2])
+                    image = clip.view(frame.image)
                     det = detector(image)
                     keep = (det.scores >= min_det_score) & ((det.boxes[:, 3] - det.boxes[:, 1]) >= min_box_px)
                     boxes = det.boxes[keep][np.argsort(-det.scores[keep])][:max_people]
