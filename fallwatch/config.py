@@ -47,6 +47,8 @@ class TrackConfig:
     second_match_thresh: float
     unconfirmed_match_thresh: float
     fuse_score: bool
+    predict_new_tracks: bool
+    lost_track_rule: Literal["fallwatch", "ultralytics"]
     output_box: Literal["detection", "filtered"]
     min_box_area: float
     gmc_method: Literal["sparseOptFlow", "none"]

@@ -6,6 +6,8 @@ Every tracker gets the same SORT (Faster R-CNN) detections from det/det.txt and 
 configs/trackers/bytetrack.yaml / botsort.yaml, which equal ultralytics' own; one extra row shows fallwatch's
 fall-detection default, which does not fuse the detection score into the IoU); lost tracks are kept 30 frames
 in all of them (ultralytics 8.4 does not scale the buffer with fps; one extra row shows our fps-scaled default).
+Two rows switch on ultralytics' own behaviour where it differs from ours (`track.predict_new_tracks=false`,
+`track.lost_track_rule=ultralytics`): with both, our ByteTrack gives ultralytics' output frame for frame.
 Ground-truth rows with flag 0 are dropped (not scored). Sequences with real frames (TUD-Campus, TUD-Stadtmitte,
 PETS09-S2L1) hand the frames to the trackers, so BoT-SORT's camera-motion compensation runs there; on the others
 it has no image and does not.
@@ -17,14 +19,13 @@ import argparse
 import json
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import cv2
 import motmetrics as mm
 import numpy as np
 
 from fallwatch.config import load_config
-from fallwatch.eval.mot import read_mot, sequence_info
+from fallwatch.eval.mot import read_mot, sequence_info, ultralytics_tracker
 from fallwatch.track import build_tracker
 from fallwatch.track.matching import iou_matrix
 from fallwatch.types import Detections
@@ -35,59 +36,11 @@ VIDEOS = {"TUD-Campus": "TUD-Campus.mp4", "TUD-Stadtmitte": "TUD-Stadtmitte.mp4"
 METRICS = ["mota", "idf1", "num_switches", "num_false_positives", "num_misses", "mostly_tracked", "num_frames"]
 
 
-class _UltralyticsBoxes:
-    """The minimal Results-like object ultralytics' trackers read (conf, cls, xywh, xyxy, boolean indexing)."""
-
-    def __init__(self, xyxy: np.ndarray, conf: np.ndarray):
-        self.xyxy = np.asarray(xyxy, np.float32).reshape(-1, 4)
-        self.conf = np.asarray(conf, np.float32).reshape(-1)
-        self.cls = np.zeros(len(self.conf), np.float32)
-        wh = self.xyxy[:, 2:] - self.xyxy[:, :2]
-        self.xywh = np.concatenate([self.xyxy[:, :2] + wh / 2, wh], 1)
-
-    def __len__(self) -> int:
-        return len(self.conf)
-
-    def __getitem__(self, idx):
-        return _UltralyticsBoxes(self.xyxy[idx], self.conf[idx])
-
-
-def _ultralytics_tracker(kind: str, track_cfg, fps: float):
-    from ultralytics.trackers.bot_sort import BOTSORT
-    from ultralytics.trackers.byte_tracker import BYTETracker
-
-    args = SimpleNamespace(
-        tracker_type=kind,
-        track_high_thresh=track_cfg.track_high_thresh,
-        track_low_thresh=track_cfg.track_low_thresh,
-        new_track_thresh=track_cfg.new_track_thresh,
-        track_buffer=track_cfg.track_buffer,
-        match_thresh=track_cfg.match_thresh,
-        fuse_score=track_cfg.fuse_score,
-        gmc_method="sparseOptFlow",
-        proximity_thresh=track_cfg.proximity_thresh,
-        appearance_thresh=track_cfg.appearance_thresh,
-        with_reid=False,
-        model="auto",
-    )
-    tracker = BOTSORT(args) if kind == "botsort" else BYTETracker(args)
-
-    def update(dets: Detections, image):
-        out = tracker.update(_UltralyticsBoxes(dets.boxes, dets.scores), image)
-        out = np.asarray(out).reshape(-1, 8) if len(out) else np.zeros((0, 8))
-        return out[:, 4].astype(int), out[:, :4]
-
-    return update
-
-
-def _ours(overrides: list[str], fps: float, same_buffer: bool = True, extra_frames: int = 0):
-    """With `same_buffer`, lost tracks live track_buffer (+ extra_frames) frames whatever the fps, as in
-    ultralytics 8.4. ultralytics' own trackers keep a lost track one frame longer than their buffer (the track
-    removed in frame t is only taken out of the lost pool in frame t+1, and can be re-found in between):
-    `extra_frames=1` reproduces that effective lifetime."""
+def _ours(overrides: list[str], fps: float, same_buffer: bool = True):
+    """With `same_buffer`, lost tracks live track_buffer frames whatever the fps, as in ultralytics 8.4."""
     cfg = load_config(PRESETS / "bytetrack.yaml", overrides).track
     if same_buffer:
-        cfg.track_buffer_s = (cfg.track_buffer + extra_frames) / fps
+        cfg.track_buffer_s = cfg.track_buffer / fps
     tracker = build_tracker(cfg, fps)
 
     def update(dets: Detections, image):
@@ -102,8 +55,11 @@ TRACKERS = {
     "fallwatch ByteTrack (filtered boxes)": lambda fps, cfg: _ours(
         ["track.tracker=bytetrack", "track.output_box=filtered"], fps
     ),
-    "fallwatch ByteTrack (filtered boxes, 31-frame buffer)": lambda fps, cfg: _ours(
-        ["track.tracker=bytetrack", "track.output_box=filtered"], fps, extra_frames=1
+    "fallwatch ByteTrack, ultralytics' rules (filtered boxes, new tracks not predicted, its lost-track rule)":
+        lambda fps, cfg: _ours(["track.tracker=bytetrack", "track.output_box=filtered",
+                                "track.predict_new_tracks=false", "track.lost_track_rule=ultralytics"], fps),
+    "fallwatch ByteTrack, ultralytics' lost-track rule (filtered boxes)": lambda fps, cfg: _ours(
+        ["track.tracker=bytetrack", "track.output_box=filtered", "track.lost_track_rule=ultralytics"], fps
     ),
     "fallwatch ByteTrack (buffer scaled by fps/30)": lambda fps, cfg: _ours(["track.tracker=bytetrack"], fps, False),
     "fallwatch ByteTrack, fall default (no score fusion)": lambda fps, cfg: _ours(
@@ -114,8 +70,8 @@ TRACKERS = {
     "fallwatch BoT-SORT + GMC, every estimate applied": lambda fps, cfg: _ours(
         ["track.tracker=botsort", "track.gmc_min_motion_px=0"], fps
     ),
-    "ultralytics BYTETracker": lambda fps, cfg: _ultralytics_tracker("bytetrack", cfg, fps),
-    "ultralytics BOTSORT + GMC": lambda fps, cfg: _ultralytics_tracker("botsort", cfg, fps),
+    "ultralytics BYTETracker": lambda fps, cfg: ultralytics_tracker("bytetrack", cfg),
+    "ultralytics BOTSORT + GMC": lambda fps, cfg: ultralytics_tracker("botsort", cfg),
 }
 
 

@@ -6,6 +6,9 @@ partly occluded or falling person's track alive when the detector is unsure. The
 against the high-score leftovers, new tracks from confident leftovers, and removal of tracks lost too long.
 
 There is deliberately no aspect-ratio filter (the original demo drops w/h > 1.6): a fallen person is a wide box.
+
+Where ultralytics' BYTETracker behaves differently, its behaviour is a switch (`predict_new_tracks: false`,
+`lost_track_rule: ultralytics`); with both, the output equals ultralytics' frame for frame (tests/test_tracker.py).
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ DUPLICATE_IOU_COST = 0.15  # tracked and lost tracks overlapping above IoU 0.85 
 class Track:
     """One person's filter state and bookkeeping."""
 
-    __slots__ = ("id", "mean", "cov", "score", "state", "activated", "start_frame", "frame_id", "box", "feature")
+    __slots__ = ("id", "mean", "cov", "score", "state", "activated", "start_frame", "frame_id", "box", "feature",
+                 "on_probation")
 
     def __init__(self, track_id: int, mean, cov, box, score: float, frame_id: int, feature=None):
         self.id = track_id
@@ -35,6 +39,7 @@ class Track:
         self.activated = False
         self.start_frame = self.frame_id = frame_id
         self.feature = feature
+        self.on_probation = False  # lost_track_rule ultralytics: re-found in its grace frame, removed when next lost
 
 
 class ByteTracker:
@@ -54,6 +59,7 @@ class ByteTracker:
         self.tracked: list[Track] = []
         self.lost: list[Track] = []
         self._next_id = 1
+        self._grace: list[Track] = []  # lost_track_rule ultralytics: removed last frame, still matchable this frame
 
     # ---- hooks for BoT-SORT ----------------------------------------------------------------------------------
     def _features(self, image: np.ndarray | None, boxes: np.ndarray) -> np.ndarray | None:
@@ -77,7 +83,7 @@ class ByteTracker:
 
         unconfirmed = [t for t in self.tracked if not t.activated]
         pool = [t for t in self.tracked if t.activated] + self.lost
-        self._predict(pool + unconfirmed)
+        self._predict(pool + unconfirmed if cfg.predict_new_tracks else pool)
         self._compensate_motion(image, pool + unconfirmed, boxes[high])
         updates: list[tuple[Track, int]] = []
 
@@ -103,7 +109,8 @@ class ByteTracker:
 
         self._apply_updates(updates, boxes, scores, feats)
         new = self._start_tracks(left[u_left], boxes, scores, feats)
-        removed += [t for t in self.lost if t.state == LOST and self.frame_id - t.frame_id > self.max_time_lost]
+        stale = [t for t in self.lost if t.state == LOST and self.frame_id - t.frame_id > self.max_time_lost]
+        removed += self._ultralytics_lifetime(pool, stale) if cfg.lost_track_rule == "ultralytics" else stale
         for t in removed:
             t.state = REMOVED
 
@@ -126,6 +133,20 @@ class ByteTracker:
         area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
         ok = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1]) & (area >= self.cfg.min_box_area)
         return boxes[ok], scores[ok]
+
+    def _ultralytics_lifetime(self, pool: list[Track], stale: list[Track]) -> list[Track]:
+        """Lost-track removal as ultralytics' BYTETracker actually behaves: a stale track stays in the lost pool
+        (matchable) one more frame, because its removed list is applied a frame late; and as that list is matched
+        by id, a track re-found in its grace frame disappears the next time it is lost. Reproduced only on request
+        (`lost_track_rule: ultralytics`: comparisons, users who must keep an ultralytics pipeline's ids)."""
+        ended = [t for t in pool if t.state == LOST and t.on_probation]
+        for t in self._grace:
+            if t.state == TRACKED:
+                t.on_probation = True
+            elif t.state == LOST:
+                ended.append(t)
+        self._grace = [t for t in stale if t not in ended]
+        return ended
 
     def _predict(self, tracks: list[Track]) -> None:
         if not tracks:
