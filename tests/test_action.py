@@ -206,3 +206,35 @@ def test_faller_continuity_sees_an_id_switch_mid_fall():
     gappy = dict(one, frame=frames[frames % 2 == 0], id=np.ones(50, int))  # every other frame missed
     span, seen = faller_continuity(gappy, 40, 60)
     assert span == pytest.approx(41 / 41) and seen == pytest.approx(21 / 41)
+
+
+def test_an_ensemble_checkpoint_averages_its_members_probabilities(tmp_path):
+    """Two differently seeded networks merged: the recognizer's p(fall) is the mean of theirs; members trained on
+    another window are refused."""
+    from dataclasses import asdict
+
+    from fallwatch.action.recognizer import load_stgcn, window_spec
+    from fallwatch.errors import UsageError
+    from fallwatch.train.ensemble import merge
+
+    spec = STGCNSpec(widths=(8, 8), strides=(1, 2))
+    window = asdict(window_spec(load_config().action))
+    paths = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        net = STGCN(spec)
+        for bn in (m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+            bn.running_mean.normal_()  # non-trivial statistics so that members really differ in eval mode
+        paths.append(tmp_path / f"m{seed}.pt")
+        torch.save({"spec": asdict(spec), "state_dict": net.state_dict(), "window": window}, paths[-1])
+    merge(paths, tmp_path / "ens.pt")
+    x = np.random.default_rng(0).normal(size=(5, 50, 17, 3)).astype(np.float32)
+    members = [FallRecognizer(_cfg(), load_stgcn(p)[0]).probabilities(x) for p in paths]
+    ensemble = FallRecognizer(_cfg(), load_stgcn(tmp_path / "ens.pt")[0]).probabilities(x)
+    assert np.abs(members[0] - members[1]).max() > 1e-3
+    np.testing.assert_allclose(ensemble, (members[0] + members[1]) / 2, atol=1e-6)
+
+    torch.save({"spec": asdict(spec), "state_dict": STGCN(spec).state_dict(), "window": {**window, "steps": 32}},
+               tmp_path / "other.pt")
+    with pytest.raises(UsageError, match="window"):
+        merge([paths[0], tmp_path / "other.pt"], tmp_path / "bad.pt")

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from fallwatch.action.buffers import TrackBuffers, WindowSpec
-from fallwatch.action.stgcn import STGCN, STGCNSpec
+from fallwatch.action.stgcn import STGCN, STGCNEnsemble, STGCNSpec
 from fallwatch.config import ActionConfig, ConfigError
 from fallwatch.errors import FallwatchError
 from fallwatch.types import Actions, FallEvent, Poses, Tracks
@@ -28,13 +28,17 @@ def window_spec(cfg: ActionConfig) -> WindowSpec:
                       cfg.normalisation)
 
 
-def load_stgcn(path: Path, device: str = "cpu") -> tuple[STGCN, dict]:
-    """A checkpoint written by the trainer: {'spec': dict, 'state_dict': ..., 'window': dict, 'metrics': ...}."""
+def load_stgcn(path: Path, device: str = "cpu") -> tuple[STGCN | STGCNEnsemble, dict]:
+    """A checkpoint written by the trainer: {'spec': dict, 'state_dict': ..., 'window': dict, 'metrics': ...}, or
+    one written by `scripts/ensemble_action.py` with `members` (a list of state dicts) instead of `state_dict`."""
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
         spec = STGCNSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in ckpt["spec"].items()})
-        model = STGCN(spec)
-        model.load_state_dict(ckpt["state_dict"])
+        members = []
+        for state in ckpt["members"] if "members" in ckpt else [ckpt["state_dict"]]:
+            members.append(STGCN(spec))
+            members[-1].load_state_dict(state)
+        model = STGCNEnsemble(members) if "members" in ckpt else members[0]
     except Exception as exc:
         raise FallwatchError(f"cannot load the fall model {path}: {exc}") from None
     return model.eval().to(device), ckpt
@@ -52,7 +56,8 @@ class _TrackState:
 class FallRecognizer:
     """`update(frame_index, time, tracks, poses) -> (Actions, events opened/closed this frame)`."""
 
-    def __init__(self, cfg: ActionConfig, model: STGCN, device: str = "cpu", trained_window: dict | None = None):
+    def __init__(self, cfg: ActionConfig, model: torch.nn.Module, device: str = "cpu",
+                 trained_window: dict | None = None):
         spec = window_spec(cfg)
         for key in ("steps", "rate_hz", "normalisation"):
             if trained_window and key in trained_window and trained_window[key] != getattr(spec, key):

@@ -94,6 +94,26 @@ class STGCN(nn.Module):
         return self.head(x)
 
 
+class STGCNEnsemble(nn.Module):
+    """Several ST-GCNs of one spec trained with different seeds; `forward` returns the log of their mean class
+    probabilities, so a softmax of it (what the recognizer takes) is exactly the members' average p(fall).
+
+    Why: at the data size here one training run's event F1 on held-out videos moves by ±0.05 with the seed alone
+    (docs/benchmarks.md); averaging members removes that lottery at a cost linear in their number.
+    """
+
+    def __init__(self, members: list[STGCN]):
+        super().__init__()
+        if not members or len({m.spec for m in members}) != 1:
+            raise ValueError("an ensemble needs one or more members of the same spec")
+        self.members = nn.ModuleList(members)
+        self.spec = members[0].spec
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        probs = torch.stack([torch.softmax(m(x).float(), dim=1) for m in self.members]).mean(dim=0)
+        return torch.log(probs.clamp_min(torch.finfo(probs.dtype).tiny))
+
+
 def count_macs(model: STGCN, steps: int) -> int:
     """Multiply-accumulates of one forward pass on a (1, C, steps, V, 1) window (convs, graph products, head)."""
     macs = 0
