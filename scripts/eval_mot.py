@@ -1,4 +1,4 @@
-"""Score our trackers and ultralytics' on the same MOT15 detections, in one run, with py-motmetrics.
+"""Score our trackers and ultralytics' on the same MOT15 detections, in one run, with py-motmetrics (MOTA, IDF1) and TrackEval (HOTA).
 
     python scripts/eval_mot.py --data ../shared/data/mot --out docs/figures/mot.json
 
@@ -75,12 +75,29 @@ TRACKERS = {
 }
 
 
-def _iou_distance(gt_xyxy: np.ndarray, hyp_xyxy: np.ndarray) -> np.ndarray:
+def _iou_distance(iou: np.ndarray) -> np.ndarray:
     """motmetrics' convention: 1 - IoU, NaN (no match possible) below IoU 0.5. (Its own `iou_matrix` needs
     numpy < 2.)"""
-    dist = 1.0 - iou_matrix(gt_xyxy, hyp_xyxy)
+    dist = 1.0 - iou
     dist[dist > 0.5] = np.nan
     return dist
+
+
+def _hota(frames: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> dict:
+    """TrackEval's HOTA for one sequence from per-frame (gt ids, tracker ids, IoU matrix); ids are re-indexed
+    0..n-1 as TrackEval expects. Returns TrackEval's per-sequence result (combinable across sequences)."""
+    from trackeval.metrics import HOTA
+
+    gt_index = {g: i for i, g in enumerate(sorted({int(g) for f in frames for g in f[0]}))}
+    tr_index = {t: i for i, t in enumerate(sorted({int(t) for f in frames for t in f[1]}))}
+    data = {
+        "num_timesteps": len(frames), "num_gt_ids": len(gt_index), "num_tracker_ids": len(tr_index),
+        "num_gt_dets": sum(len(f[0]) for f in frames), "num_tracker_dets": sum(len(f[1]) for f in frames),
+        "gt_ids": [np.array([gt_index[int(g)] for g in f[0]], int) for f in frames],
+        "tracker_ids": [np.array([tr_index[int(t)] for t in f[1]], int) for f in frames],
+        "similarity_scores": [f[2] for f in frames],
+    }
+    return HOTA().eval_sequence(data)
 
 
 def _frames(folder: Path, name: str, n: int):
@@ -98,6 +115,7 @@ def _frames(folder: Path, name: str, n: int):
 def evaluate(data: Path, sequences=SEQUENCES) -> dict:
     track_cfg = load_config(PRESETS / "bytetrack.yaml").track
     accs = {name: [] for name in TRACKERS}
+    hotas = {name: {} for name in TRACKERS}
     timing = {name: [0.0, 0] for name in TRACKERS}
     for seq in sequences:
         folder = data / seq
@@ -106,6 +124,7 @@ def evaluate(data: Path, sequences=SEQUENCES) -> dict:
         det = read_mot(folder / "det" / "det.txt", drop_ignored=False)
         trackers = {name: make(info["fps"], track_cfg) for name, make in TRACKERS.items()}
         seq_accs = {name: mm.MOTAccumulator(auto_id=True) for name in TRACKERS}
+        seq_frames = {name: [] for name in TRACKERS}
         for frame_no, image in enumerate(_frames(folder, seq, info["frames"]), start=1):
             d = det.get(frame_no, np.zeros((0, 6)))
             dets = Detections(d[:, 1:5], d[:, 5])
@@ -115,10 +134,13 @@ def evaluate(data: Path, sequences=SEQUENCES) -> dict:
                 ids, boxes = update(dets, image)
                 timing[name][0] += time.perf_counter() - t0
                 timing[name][1] += 1
-                dist = _iou_distance(g[:, 1:5], np.asarray(boxes, np.float64).reshape(-1, 4))
-                seq_accs[name].update(g[:, 0].astype(int).tolist(), np.asarray(ids).astype(int).tolist(), dist)
+                iou = iou_matrix(g[:, 1:5], np.asarray(boxes, np.float64).reshape(-1, 4))
+                seq_accs[name].update(g[:, 0].astype(int).tolist(), np.asarray(ids).astype(int).tolist(),
+                                      _iou_distance(iou))
+                seq_frames[name].append((g[:, 0], np.asarray(ids), iou))
         for name in TRACKERS:
             accs[name].append(seq_accs[name])
+            hotas[name][seq] = _hota(seq_frames[name])
     mh = mm.metrics.create()
     results = {}
     for name in TRACKERS:
@@ -126,14 +148,19 @@ def evaluate(data: Path, sequences=SEQUENCES) -> dict:
         results[name] = {
             row: {k: float(summary.loc[row, k]) for k in METRICS} for row in summary.index
         }
+        from trackeval.metrics import HOTA
+
+        hotas[name]["OVERALL"] = HOTA().combine_sequences(hotas[name])
+        for row, res in hotas[name].items():
+            results[name][row]["hota"] = float(np.mean(res["HOTA"]))
         results[name]["ms_per_frame"] = 1000 * timing[name][0] / max(timing[name][1], 1)
     return results
 
 
 def to_markdown(results: dict) -> str:
     rows = [
-        "| tracker | sequence | MOTA | IDF1 | ID sw. | FP | FN | MT | ms/frame |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| tracker | sequence | MOTA | IDF1 | HOTA | ID sw. | FP | FN | MT | ms/frame |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, per_seq in results.items():
         for seq, m in per_seq.items():
@@ -142,7 +169,8 @@ def to_markdown(results: dict) -> str:
             label = "**all (pooled)**" if seq == "OVERALL" else seq
             ms = f"{per_seq['ms_per_frame']:.2f}" if seq == "OVERALL" else ""
             rows.append(
-                f"| {name} | {label} | {100 * m['mota']:.1f} | {100 * m['idf1']:.1f} | {int(m['num_switches'])} | "
+                f"| {name} | {label} | {100 * m['mota']:.1f} | {100 * m['idf1']:.1f} | {100 * m['hota']:.1f} | "
+                f"{int(m['num_switches'])} | "
                 f"{int(m['num_false_positives'])} | {int(m['num_misses'])} | {int(m['mostly_tracked'])} | {ms} |"
             )
     return "\n".join(rows)
