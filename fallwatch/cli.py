@@ -171,7 +171,7 @@ def _models(args: argparse.Namespace) -> int:
     from fallwatch.weights import WeightsError, registry, resolve
 
     cfg = load_config(args.config)
-    in_use = {cfg.detect.model: "detect"}
+    in_use = {cfg.detect.model: "detect", cfg.pose.model: "pose", cfg.action.model: "action"}
     for name, entry in registry().items():
         try:
             found = resolve(name, allow_download=False)
