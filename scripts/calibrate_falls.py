@@ -7,6 +7,10 @@
 Replays the extracted skeletons through the recognizer for every (on-threshold, minimum duration) pair of the
 grid and keeps the pair with the best event F1 on those clips; ties go to fewer false alarms, then to the lower
 median latency. The off-threshold stays `on - hysteresis` (config's gap between the two).
+
+With `--models A.pt B.pt C.pt` (the same recipe trained with different seeds, all without the validation clips)
+every grid point is scored for each model and the choice is made on the mean over them: one run's F1 on a handful
+of validation falls moves by an event with the seed, and the thresholds should suit the recipe, not one draw.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import itertools
 import json
 from dataclasses import replace
 from pathlib import Path
+
+import numpy as np
 
 from fallwatch.action.recognizer import FallRecognizer, load_stgcn
 from fallwatch.config import load_config
@@ -30,26 +36,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skeletons", type=Path, default=Path("runs/skeletons"))
     parser.add_argument("--clips", nargs="+", required=True, help="validation clips (held out of training)")
+    parser.add_argument("--models", nargs="+", help="checkpoints of one recipe, different seeds (default: the "
+                        "config's action.model)")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     cfg = load_config(overrides=args.overrides)
-    model, _ = load_stgcn(resolve(cfg.action.model, allow_download=False).path)
+    paths = args.models or [resolve(cfg.action.model, allow_download=False).path]
+    models = [load_stgcn(p)[0] for p in paths]
     clips = extracted_clips(args.skeletons, args.clips)
     gap = cfg.action.on_threshold - cfg.action.off_threshold
+    keys = ("f1", "precision", "recall", "false_alarms", "latency_median_s")
     rows = []
     for on, duration in itertools.product(ON_GRID, DURATION_GRID_S):
         action = replace(cfg.action, on_threshold=on, off_threshold=max(0.0, on - gap), min_duration_s=duration)
-        results = [clip_result(c, d, replay_sliding(FallRecognizer(action, model), d)) for c, d in clips]
-        s = score(results)
-        rows.append({"on_threshold": on, "off_threshold": action.off_threshold, "min_duration_s": duration,
-                     **{k: s[k] for k in ("f1", "precision", "recall", "false_alarms", "latency_median_s")}})
-        print(json.dumps(rows[-1]), flush=True)
-    best = max(rows, key=lambda r: (round(r["f1"], 6), -r["false_alarms"], -(r["latency_median_s"] or 99)))
+        per_model = []
+        for model in models:
+            s = score([clip_result(c, d, replay_sliding(FallRecognizer(action, model), d)) for c, d in clips])
+            per_model.append({k: s[k] for k in keys})
+        mean = {k: float(np.mean([m[k] if m[k] is not None else np.nan for m in per_model])) for k in keys}
+        rows.append({"on_threshold": on, "off_threshold": action.off_threshold, "min_duration_s": duration, **mean,
+                     "per_model": per_model})
+        print(json.dumps({k: v for k, v in rows[-1].items() if k != "per_model"}), flush=True)
+    best = max(rows, key=lambda r: (round(r["f1"], 6), -r["false_alarms"],
+                                    -np.nan_to_num(r["latency_median_s"], nan=99.0)))
     print("best:", json.dumps(best))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        report = {"model": str(cfg.action.model), "clips": args.clips, "grid": rows, "best": best}
+        report = {"models": [str(p) for p in paths], "clips": args.clips, "grid": rows, "best": best}
         args.out.write_text(json.dumps(report, indent=2) + "\n")
 
 

@@ -1,5 +1,6 @@
-"""Score our trackers and ultralytics' on the same MOT15 detections, in one run, with py-motmetrics (MOTA, IDF1) and TrackEval (HOTA).
+"""Score our trackers and ultralytics' on the same MOT15 detections in one run: MOTA, IDF1, HOTA.
 
+    pip install -e ".[eval]"   # py-motmetrics (MOTA, IDF1, ID switches) and TrackEval (HOTA)
     python scripts/eval_mot.py --data ../shared/data/mot --out docs/figures/mot.json
 
 Every tracker gets the same SORT (Faster R-CNN) detections from det/det.txt and the same thresholds (the presets
