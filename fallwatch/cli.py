@@ -38,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a model").add_subparsers(dest="what", required=True)
     action = train.add_parser("action", help="the ST-GCN fall classifier, from skeleton sequences")
     action.add_argument("--kaggle", type=Path, help="COCO-17 sequence set (.npz with keypoints/offsets/labels)")
-    action.add_argument("--extracted", type=Path, help="folder written by scripts/extract_skeletons.py")
+    action.add_argument("--extracted", type=Path, nargs="+", help="folder(s) written by scripts/extract_skeletons.py "
+                        "(e.g. the clips and their low-resolution copies)")
     action.add_argument("--clips", nargs="*", help="extracted clips to train on (default: the manifest's train split)")
     action.add_argument("--out", type=Path, default=Path("models/stgcn_fall.pt"))
     action.add_argument("--epochs", type=int, default=8)

@@ -10,6 +10,11 @@ so the fall classifier is trained and evaluated on the keypoints it will see at 
 `--detections DIR` stores every frame's detector output there on the first run and reads it back on later runs
 (same detector settings, checked), so ablations of the tracker, pose or action settings skip the detector.
 
+`--degrade-height H` (with `--reuse-tracks`) blurs every frame of a clip to the resolution at which its median
+tracked person is H pixels tall (area-downscaled, then upscaled back, so boxes and keypoints keep the clip's pixel
+units) before the pose stage sees it: the same people and tracks as if filmed from farther away, to train on the
+keypoints of small, distant people. Clips whose people are already smaller are left as they are.
+
 `--reuse-tracks DIR` keeps the tracked boxes of an earlier extraction and reruns only the pose stage: the tracker
 never sees keypoints, so this is exactly what the full pipeline would give with the other pose model, at a
 fraction of the cost (no detector), and an A/B of two pose models compares the same people.
@@ -25,6 +30,7 @@ import json
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from fallwatch.config import load_config
@@ -32,6 +38,15 @@ from fallwatch.eval.clips import Clip, DetectionCache, shared_clips
 from fallwatch.io.sources import ReaderSettings, open_source
 from fallwatch.pipeline import Pipeline
 from fallwatch.types import Detections, Frame
+
+
+def degrade(image: np.ndarray, scale: float) -> np.ndarray:
+    """The frame as a camera with `scale` times fewer pixels per side would see it, at the original size."""
+    if scale <= 1:
+        return image
+    h, w = image.shape[:2]
+    small = cv2.resize(image, (max(1, round(w / scale)), max(1, round(h / scale))), interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def extract(pipeline: Pipeline, clip: Clip, out: Path, cache: DetectionCache) -> dict:
@@ -68,7 +83,7 @@ def extract(pipeline: Pipeline, clip: Clip, out: Path, cache: DetectionCache) ->
     return {"name": clip.name, "frames": n, "fps": fps, "persons": len(rows["id"])}
 
 
-def repose(pipeline: Pipeline, clip: Clip, previous: Path, out: Path) -> dict:
+def repose(pipeline: Pipeline, clip: Clip, previous: Path, out: Path, scale: float = 1.0) -> dict:
     """Same rows as `previous/<clip>.npz`, keypoints recomputed by this pipeline's pose stage."""
     with np.load(previous / f"{clip.name}.npz") as z:
         arrays = {k: z[k] for k in z.files}
@@ -79,12 +94,20 @@ def repose(pipeline: Pipeline, clip: Clip, previous: Path, out: Path) -> dict:
             rows = np.flatnonzero(arrays["frame"] == frame.index)
             if len(rows) == 0:
                 continue
-            image = clip.view(frame.image)
+            image = degrade(clip.view(frame.image), scale)
             keypoints[rows] = pipeline.pose.estimate(image, arrays["box"][rows])
     arrays["keypoints"] = keypoints.astype(np.float32)
     np.savez_compressed(out / f"{clip.name}.npz", **arrays)
     return {"name": clip.name, "frames": int(arrays["frames"]), "fps": float(arrays["fps"]),
             "persons": int(len(arrays["id"]))}
+
+
+def _scale_to_height(previous: Path, height: float | None) -> float:
+    if not height:
+        return 1.0
+    with np.load(previous) as z:
+        boxes = z["box"]
+    return float(max(1.0, np.median(boxes[:, 3] - boxes[:, 1]) / height)) if len(boxes) else 1.0
 
 
 def main() -> None:
@@ -95,6 +118,8 @@ def main() -> None:
     parser.add_argument("--reuse-tracks", type=Path, help="an earlier extraction whose tracked boxes are kept")
     parser.add_argument("--detections", type=Path, help="detector output cache (written once, then read)")
     parser.add_argument("--splits", nargs="*", help="only these splits (train, test, fall_free)")
+    parser.add_argument("--degrade-height", type=float, help="with --reuse-tracks: pose on frames blurred so that "
+                        "the median person is this many pixels tall")
     args = parser.parse_args()
     cfg = load_config(overrides=["run.progress=false", *args.overrides])
     pipeline = Pipeline(cfg)
@@ -104,6 +129,9 @@ def main() -> None:
     manifest = {"config": cfg.to_dict(), "models": {k: v.sha256 for k, v in pipeline.models.items()}, "splits": {}}
     if args.reuse_tracks:
         manifest["tracks_from"] = str(args.reuse_tracks)
+    if args.degrade_height and not args.reuse_tracks:
+        parser.error("--degrade-height needs --reuse-tracks")
+    manifest["degrade_height"] = args.degrade_height
     for split, clips in splits.items():
         if args.splits and split not in args.splits:
             continue
@@ -111,7 +139,9 @@ def main() -> None:
         for clip in clips:
             t0 = time.perf_counter()
             if args.reuse_tracks:
-                info = repose(pipeline, clip, args.reuse_tracks, args.out)
+                scale = _scale_to_height(args.reuse_tracks / f"{clip.name}.npz", args.degrade_height)
+                info = repose(pipeline, clip, args.reuse_tracks, args.out, scale)
+                info["degrade_scale"] = scale
             else:
                 info = extract(pipeline, clip, args.out, cache)
             info.update(group=clip.group, fall_start=clip.fall_start, fall_end=clip.fall_end)

@@ -315,16 +315,15 @@ def run_from_args(args) -> dict:
     seqs = []
     if args.kaggle:
         seqs += load_kaggle(args.kaggle, settings.kaggle_fps)
-    if args.extracted:
-        manifest = json.loads((args.extracted / "clips.json").read_text()) if (args.extracted / "clips.json").exists() \
-            else None
+    for folder in args.extracted or []:
+        manifest = json.loads((folder / "clips.json").read_text()) if (folder / "clips.json").exists() else None
         if args.clips:
             names = list(args.clips)
         elif manifest:
             names = [c["name"] for c in manifest["splits"]["train"]]
         else:
-            names = [p.stem for p in sorted(args.extracted.glob("*.npz"))]
-        seqs += load_extracted(args.extracted, names)
+            names = [p.stem for p in sorted(folder.glob("*.npz"))]
+        seqs += load_extracted(folder, names)
     if not seqs:
         from fallwatch.errors import UsageError
 
@@ -332,6 +331,6 @@ def run_from_args(args) -> dict:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     report = train(seqs, spec, settings, args.out, args.resume, progress=not args.no_progress)
     report["sources"] = {"kaggle": str(args.kaggle) if args.kaggle else None,
-                         "extracted": str(args.extracted) if args.extracted else None}
+                         "extracted": [str(f) for f in args.extracted] if args.extracted else None}
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     return report
