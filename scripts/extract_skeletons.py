@@ -83,10 +83,13 @@ def extract(pipeline: Pipeline, clip: Clip, out: Path, cache: DetectionCache) ->
     return {"name": clip.name, "frames": n, "fps": fps, "persons": len(rows["id"])}
 
 
-def repose(pipeline: Pipeline, clip: Clip, previous: Path, out: Path, scale: float = 1.0) -> dict:
-    """Same rows as `previous/<clip>.npz`, keypoints recomputed by this pipeline's pose stage."""
+def repose(pipeline: Pipeline, clip: Clip, previous: Path, out: Path, degrade_height: float | None = None) -> dict:
+    """Same rows as `previous/<clip>.npz`, keypoints recomputed by this pipeline's pose stage (on frames blurred so
+    that the median tracked person is `degrade_height` pixels tall, if given)."""
     with np.load(previous / f"{clip.name}.npz") as z:
         arrays = {k: z[k] for k in z.files}
+    heights = arrays["box"][:, 3] - arrays["box"][:, 1]
+    scale = float(max(1.0, np.median(heights) / degrade_height)) if degrade_height and len(heights) else 1.0
     keypoints = np.full_like(arrays["keypoints"], np.nan)
     settings = ReaderSettings.from_config(pipeline.cfg.run)
     with open_source(str(clip.path), settings) as src:
@@ -99,15 +102,7 @@ def repose(pipeline: Pipeline, clip: Clip, previous: Path, out: Path, scale: flo
     arrays["keypoints"] = keypoints.astype(np.float32)
     np.savez_compressed(out / f"{clip.name}.npz", **arrays)
     return {"name": clip.name, "frames": int(arrays["frames"]), "fps": float(arrays["fps"]),
-            "persons": int(len(arrays["id"]))}
-
-
-def _scale_to_height(previous: Path, height: float | None) -> float:
-    if not height:
-        return 1.0
-    with np.load(previous) as z:
-        boxes = z["box"]
-    return float(max(1.0, np.median(boxes[:, 3] - boxes[:, 1]) / height)) if len(boxes) else 1.0
+            "persons": int(len(arrays["id"])), "degrade_scale": scale}
 
 
 def main() -> None:
@@ -139,9 +134,7 @@ def main() -> None:
         for clip in clips:
             t0 = time.perf_counter()
             if args.reuse_tracks:
-                scale = _scale_to_height(args.reuse_tracks / f"{clip.name}.npz", args.degrade_height)
-                info = repose(pipeline, clip, args.reuse_tracks, args.out, scale)
-                info["degrade_scale"] = scale
+                info = repose(pipeline, clip, args.reuse_tracks, args.out, args.degrade_height)
             else:
                 info = extract(pipeline, clip, args.out, cache)
             info.update(group=clip.group, fall_start=clip.fall_start, fall_end=clip.fall_end)

@@ -42,7 +42,9 @@ def merge(members: list[Path], out: Path, kaggle: Path | None = None) -> dict:
                                                if k in TrainSettings.__dataclass_fields__})
         _, val = split(load_kaggle(kaggle, settings.kaggle_fps), settings.val_fraction)
         x, y = fixed_val_set(val, window, replace(settings, seed=0))
-        scores = {str(p): predict(load_stgcn(p)[0], x) for p in [*members, out]}
+        ensemble, _ = load_stgcn(out)  # its members are the checkpoints' networks: score them as loaded once
+        scores = {str(p): predict(m, x) for p, m in zip(members, ensemble.members, strict=True)}
+        scores[str(out)] = predict(ensemble, x)
         report["kaggle_val_windows"] = int(len(y))
         report["kaggle_val_auc"] = {name: roc_auc(s, y) for name, s in scores.items()}
         report["kaggle_val_auc_member_mean"] = float(np.mean([report["kaggle_val_auc"][str(p)] for p in members]))
