@@ -35,6 +35,7 @@ class RegistryEntry:
     sha256: tuple[str, ...]
     licence: str
     url: str | None
+    bundled: str | None = None  # sha256 of the copy shipped in models/, if one ships
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ def registry() -> dict[str, RegistryEntry]:
             sha256=tuple(entry.get("sha256") or ()),
             licence=entry.get("licence", ""),
             url=entry.get("url"),
+            bundled=entry.get("bundled"),
         )
         for name, entry in raw.items()
     }

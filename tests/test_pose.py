@@ -149,3 +149,24 @@ def test_shipped_student_runs_offline_and_holds_its_measured_accuracy(thunder):
     ours, teacher = _heldout_pck(student, 100), _heldout_pck(thunder, 100)
     assert ours["all"] >= STUDENT_FLOOR, (ours, teacher)
     assert teacher["all"] > ours["all"]
+
+
+def test_bundled_thunder_equals_the_original(thunder, weights_dir):
+    """models/ ships Thunder with its weights stored as float16 (restored to float32 at load): on 40 real person
+    crops its keypoints equal those of the original float32 file in ../shared/weights to 0.1 px."""
+    from fallwatch.weights import models_dir
+
+    cfg = _cfg()
+    bundled_path = models_dir() / "movenet_singlepose_thunder.onnx"
+    original_path = weights_dir / "movenet-singlepose" / "movenet_singlepose_thunder.onnx"
+    assert bundled_path.stat().st_size < 0.55 * original_path.stat().st_size  # float16 storage halves the file
+    bundled = PoseEstimator(cfg, build_heatmap_model(cfg, bundled_path, "cpu"))
+    original = PoseEstimator(cfg, build_heatmap_model(cfg, original_path, "cpu"))
+    crops = 0
+    for image, visible, _ in _upright_samples(40):
+        box = np.r_[visible.min(0), visible.max(0)][None]
+        a, b = bundled.estimate(image, box), original.estimate(image, box)
+        assert np.abs(a[..., :2] - b[..., :2]).max() <= 0.1
+        assert np.abs(a[..., 2] - b[..., 2]).max() <= 1e-4
+        crops += 1
+    assert crops == 40

@@ -48,12 +48,12 @@ def test_missing_offline_names_places_and_url(tmp_path, monkeypatch):
     monkeypatch.setenv("FALLWATCH_CACHE", str(tmp_path / "c"))
     monkeypatch.setenv("FALLWATCH_OFFLINE", "1")
     with pytest.raises(WeightsError) as info:
-        resolve("yolov8n")
+        resolve("hrnet-w32-dark")  # registered with a public URL, not bundled
     msg = str(info.value)
-    assert "yolov8n.pt" in msg and str(tmp_path / "w") in msg and str(tmp_path / "c") in msg
-    assert "https://github.com/ultralytics/assets" in msg and "\n" not in msg
+    assert "hrnet_w32_coco_256x192_dark" in msg and str(tmp_path / "w") in msg and str(tmp_path / "c") in msg
+    assert "https://download.openmmlab.com" in msg and "downloads are off" in msg and "\n" not in msg
     with pytest.raises(WeightsError, match="no public download"):
-        resolve("movenet-thunder")
+        resolve("mobilenetv2-embedder")  # registered, not bundled, no URL
 
 
 def test_unknown_name():
@@ -61,12 +61,25 @@ def test_unknown_name():
         resolve("yolov99")
 
 
-@pytest.mark.parametrize("name", ["hrnet-fallwatch-s", "stgcn-fall"])
+BUNDLED = ["yolov8n", "movenet-thunder", "movenet-lightning", "hrnet-fallwatch-s", "stgcn-fall"]
+
+
+@pytest.mark.parametrize("name", BUNDLED)
 def test_shipped_models_need_no_weights_folder(name, tmp_path, monkeypatch):
-    """The models fallwatch trains ship in models/ and resolve offline with nothing else installed."""
+    """The default models and the ones fallwatch trains ship in models/ and resolve offline with nothing else."""
     monkeypatch.setenv("FALLWATCH_WEIGHTS", str(tmp_path / "w"))
     monkeypatch.setenv("FALLWATCH_CACHE", str(tmp_path / "c"))
     monkeypatch.setenv("FALLWATCH_OFFLINE", "1")
     found = resolve(name)
     assert found.source == "bundled" and found.path.parent.name == "models"
     assert found.sha256 in registry()[name].sha256
+    assert found.sha256 == registry()[name].bundled
+
+
+def test_only_the_default_models_are_bundled():
+    """Weights in models/ are exactly the registry's `bundled` entries, and nothing else from ../shared/weights."""
+    from fallwatch.weights import models_dir
+
+    shipped = {p.name for p in models_dir().iterdir() if p.suffix in {".pt", ".pth", ".onnx"}}
+    assert shipped == {registry()[name].file for name in BUNDLED}
+    assert {name for name, entry in registry().items() if entry.bundled} == set(BUNDLED)

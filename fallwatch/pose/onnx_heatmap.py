@@ -15,6 +15,27 @@ import numpy as np
 from fallwatch.errors import FallwatchError
 
 HEATMAP_OUTPUT = "heatmaps"
+FP16_STORAGE_KEY = "fallwatch.float16_storage"  # metadata: initializers stored as float16, to run as float32
+
+
+def restore_float32(proto) -> int:
+    """Cast back to float32 the initializers a bundled file stores as float16 (`scripts/bundle_movenet.py`).
+
+    The file lists them in its metadata, so a model that is float16 by design is never touched. The values were
+    float16-exact before packing, so the restored graph equals the original one. Returns how many were restored.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    listed = next((p.value for p in proto.metadata_props if p.key == FP16_STORAGE_KEY), "")
+    names = set(filter(None, listed.split(",")))
+    restored = 0
+    for index, tensor in enumerate(proto.graph.initializer):
+        if tensor.name in names and tensor.data_type == onnx.TensorProto.FLOAT16:
+            values = numpy_helper.to_array(tensor).astype(np.float32)
+            proto.graph.initializer[index].CopyFrom(numpy_helper.from_array(values, tensor.name))
+            restored += 1
+    return restored
 
 
 class OnnxHeatmapModel:
@@ -35,6 +56,7 @@ class OnnxHeatmapModel:
             proto = onnx.load(str(path))
         except Exception as exc:
             raise FallwatchError(f"cannot read ONNX model {path}: {exc}") from None
+        restore_float32(proto)
         outputs = [o.name for o in proto.graph.output]
         if HEATMAP_OUTPUT not in outputs:
             raise FallwatchError(f"{path} has no {HEATMAP_OUTPUT!r} output (outputs: {', '.join(outputs)})")
