@@ -92,6 +92,12 @@ class ActionConfig:
     on_threshold: float
     off_threshold: float
     min_duration_s: float
+    getup_s: float
+    upright_ratio: float
+    down_hold_s: float
+    long_lie_s: float
+    reassociate_radius: float
+    edge_gate: bool
 
 
 @dataclass

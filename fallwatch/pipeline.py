@@ -143,8 +143,8 @@ class Pipeline:
         actions, events = None, ()
         if recognizer is not None:
             with self.timer("action"):
-                actions, opened_closed = recognizer.update(frame.index, frame.time, tracks, poses)
-                events = tuple(opened_closed)
+                actions, changed = recognizer.update(frame.index, frame.time, tracks, poses, frame.size)
+                events = tuple(changed)
         return FrameResult(frame.index, frame.time, detections, tracks, poses, actions, events)
 
     def run(self, source: str, outdir: Path, max_frames: int | None = None, progress: bool | None = None) -> RunResult:
@@ -188,6 +188,7 @@ class Pipeline:
 
     def _loop(self, src: FrameSource, tracker, recognizer, sinks: dict, max_frames: int | None, counts, bar) -> int:
         frames_iter = iter(src)
+        last = None
         while max_frames is None or counts.frames < max_frames:
             with self.timer("read"):
                 frame = next(frames_iter, None)
@@ -198,8 +199,14 @@ class Pipeline:
                 for sink in sinks.values():
                     sink.write(frame, result)
             counts.add(result)
+            last = frame
             if bar is not None:
                 bar.update(1)
+        if recognizer is not None and last is not None:  # the input ended: so did every open fall event
+            closed = recognizer.finish(last.index, last.time)
+            counts.add_events(closed)
+            if "events" in sinks:
+                sinks["events"].record(closed)
         return counts.frames
 
     def _prepare_outputs(self, outdir: Path, info: SourceInfo) -> dict[str, Path]:
@@ -300,7 +307,10 @@ class _Counts:
             self.ids.update(int(i) for i in result.tracks.ids)
         else:
             self.persons += len(result.detections)
-        self.events.update((e.id, e.start_frame) for e in result.events)
+        self.add_events(result.events)
+
+    def add_events(self, events) -> None:
+        self.events.update(e.event_id for e in events)
 
     def as_dict(self) -> dict[str, int]:
         return {

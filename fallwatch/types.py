@@ -107,15 +107,37 @@ class Poses:
         return len(self.keypoints)
 
 
-STATES = ("ok", "pending", "fallen")
+STATES = ("ok", "pending", "fallen", "down")
+END_REASONS = ("got_up", "left_view", "end_of_input")
+
+
+@dataclass(frozen=True)
+class HeldPerson:
+    """A person who is fallen or down (or pending) but not seen by the tracker this frame: kept at the last
+    position, because people lying on the floor are often missed by the detector."""
+
+    id: int
+    box: np.ndarray
+    fall_prob: float
+    state: str
+    down_since: float | None
+    event_id: int | None
+    long_lie: bool = False
 
 
 @dataclass(frozen=True)
 class Actions:
-    """Fall recognition aligned with `Tracks`: `fall_prob` (M,) NaN until the window is ready; `state` (M,) str."""
+    """Fall recognition aligned with `Tracks`: `fall_prob` (M,) NaN until the window is ready; `state` (M,) str;
+    `down_since` (M,) seconds, NaN unless down; `event_id` (M,) 0 unless an event is open; `long_lie` (M,) True once
+    the person has been down `action.long_lie_s`; `held`: unseen people still fallen, down or pending, at their
+    last position."""
 
     fall_prob: np.ndarray
     state: tuple[str, ...]
+    down_since: np.ndarray | None = None
+    event_id: np.ndarray | None = None
+    held: tuple[HeldPerson, ...] = ()
+    long_lie: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.state)
@@ -123,7 +145,9 @@ class Actions:
 
 @dataclass(frozen=True)
 class FallEvent:
-    """A fall of one track, opened when confirmed and closed when the probability drops below the off-threshold."""
+    """A fall of one person: opened (the alarm) when p(fall) has been confirmed, `down` once the fall motion is
+    over, closed when the person gets up, leaves the view or the input ends. `id` is the track id at the start;
+    `track_ids` every id the person had during the event (a faller is often re-detected under a new id)."""
 
     id: int
     start_frame: int
@@ -132,6 +156,14 @@ class FallEvent:
     box_at_start: tuple[float, float, float, float]
     end_frame: int | None = None
     end_time: float | None = None
+    event_id: int = 0
+    alarm_frame: int = 0
+    alarm_time: float = 0.0
+    track_ids: tuple[int, ...] = ()
+    down_since: float | None = None
+    long_lie_frame: int | None = None
+    long_lie_time: float | None = None
+    end_reason: str | None = None
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ never sees keypoints, so this is exactly what the full pipeline would give with 
 fraction of the cost (no detector), and an A/B of two pose models compares the same people.
 
 Writes one `<clip>.npz` per clip: frame (R,), time (R,), id (R,), box (R, 4), score (R,), keypoints (R, 17, 3) —
-one row per tracked person per frame — plus the clip's fps, frame count and fall interval; and `clips.json`.
+one row per tracked person per frame — plus the clip's fps, frame count, frame size (width, height of the
+processed view) and fall interval; and `clips.json`.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ def degrade(image: np.ndarray, scale: float) -> np.ndarray:
 
 def extract(pipeline: Pipeline, clip: Clip, out: Path, cache: DetectionCache) -> dict:
     rows = {"frame": [], "time": [], "id": [], "box": [], "score": [], "keypoints": []}
+    size = (0, 0)
     cached = cache.load(clip)
     seen: dict[int, Detections] = {}
     settings = ReaderSettings.from_config(pipeline.cfg.run)
@@ -59,6 +61,7 @@ def extract(pipeline: Pipeline, clip: Clip, out: Path, cache: DetectionCache) ->
         n = 0
         for frame in src:
             image = clip.view(frame.image)
+            size = (image.shape[1], image.shape[0])
             detections = None if cached is None else cached.get(frame.index, Detections(np.zeros((0, 4)), []))
             result = pipeline.process(Frame(frame.index, frame.time, image), tracker, detections=detections)
             seen[frame.index] = result.detections
@@ -77,7 +80,7 @@ def extract(pipeline: Pipeline, clip: Clip, out: Path, cache: DetectionCache) ->
               for k, v in rows.items()}
     arrays["box"] = arrays["box"].reshape(-1, 4)
     arrays["keypoints"] = arrays["keypoints"].reshape(-1, 17, 3)
-    np.savez_compressed(out / f"{clip.name}.npz", fps=fps, frames=n,
+    np.savez_compressed(out / f"{clip.name}.npz", fps=fps, frames=n, width=size[0], height=size[1],
                         fall_start=-1 if clip.fall_start is None else clip.fall_start,
                         fall_end=-1 if clip.fall_end is None else clip.fall_end, **arrays)
     return {"name": clip.name, "frames": n, "fps": fps, "persons": len(rows["id"])}
@@ -112,7 +115,7 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--reuse-tracks", type=Path, help="an earlier extraction whose tracked boxes are kept")
     parser.add_argument("--detections", type=Path, help="detector output cache (written once, then read)")
-    parser.add_argument("--splits", nargs="*", help="only these splits (train, test, fall_free)")
+    parser.add_argument("--splits", nargs="*", help="only these splits (train, test, fall_free; train_new, test_new)")
     parser.add_argument("--degrade-height", type=float, help="with --reuse-tracks: pose on frames blurred so that "
                         "the median person is this many pixels tall")
     args = parser.parse_args()
@@ -137,7 +140,8 @@ def main() -> None:
                 info = repose(pipeline, clip, args.reuse_tracks, args.out, args.degrade_height)
             else:
                 info = extract(pipeline, clip, args.out, cache)
-            info.update(group=clip.group, fall_start=clip.fall_start, fall_end=clip.fall_end)
+            info.update(group=clip.group, fall_start=clip.fall_start, fall_end=clip.fall_end,
+                        more_falls=[list(f) for f in clip.more_falls])
             manifest["splits"][split].append(info)
             took = time.perf_counter() - t0
             print(f"{split:9s} {clip.name:18s} {info['frames']:4d} frames {took:6.1f} s", flush=True)

@@ -96,11 +96,14 @@ def test_bad_config_file(tmp_path):
 
 
 def test_missing_weights_offline(tmp_path):
+    """The default models are bundled; a registered model that is not (mmpose's HRNet-W32) gives one error line
+    naming the file, every place searched and its download address."""
     env = {"FALLWATCH_WEIGHTS": str(tmp_path / "w"), "FALLWATCH_CACHE": str(tmp_path / "cache"),
            "FALLWATCH_OFFLINE": "1"}
     (tmp_path / "w").mkdir()
-    proc = run_cli("run", VIDEO, "-o", str(tmp_path / "out"), env=env)
-    _assert_one_line_error(proc, "yolov8n.pt", str(tmp_path / "w"), str(tmp_path / "cache"), "https://")
+    proc = run_cli("run", VIDEO, "-o", str(tmp_path / "out"), "--set", "pose.model=hrnet-w32-dark", env=env)
+    _assert_one_line_error(proc, "hrnet_w32_coco_256x192_dark", str(tmp_path / "w"), str(tmp_path / "cache"),
+                           "https://")
 
 
 @pytest.mark.parametrize("device", ["tpu", "cuda:x"])

@@ -1,20 +1,20 @@
-"""FallRecognizer: per-track sliding windows -> p(fall) -> fall events with hysteresis.
+"""FallRecognizer: per-track sliding windows -> p(fall) -> per-person fall states and events.
 
-Every `stride` frames, all ready windows go through the ST-GCN in one batch. A track's state is `pending` while
-p(fall) is at or above `on_threshold` but has not stayed there `min_duration_s`, `fallen` inside an open event,
-`ok` otherwise. An event opens when the on-threshold has held for `min_duration_s` and closes when p(fall) drops
-below `off_threshold` (or the track ends). Between evaluations a track keeps its last probability.
+Every `stride` frames, all ready windows go through the ST-GCN in one batch; between evaluations a track keeps its
+last probability. What the probabilities mean for a person — `pending` while p(fall) is at or above `on_threshold`
+but not yet for `min_duration_s`, `fallen` once the event opens (the alarm), `down` after the fall motion until the
+person gets up or leaves, carried across track ids — is `fallwatch.action.persons`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from fallwatch.action.buffers import TrackBuffers, WindowSpec
+from fallwatch.action.persons import PersonStates
 from fallwatch.action.stgcn import STGCN, STGCNEnsemble, STGCNSpec
 from fallwatch.config import ActionConfig, ConfigError
 from fallwatch.errors import FallwatchError
@@ -44,17 +44,9 @@ def load_stgcn(path: Path, device: str = "cpu") -> tuple[STGCN | STGCNEnsemble, 
     return model.eval().to(device), ckpt
 
 
-@dataclass
-class _TrackState:
-    prob: float = float("nan")
-    above_since: float | None = None
-    event: FallEvent | None = None
-    peak: float = 0.0
-    history: list = field(default_factory=list)
-
-
 class FallRecognizer:
-    """`update(frame_index, time, tracks, poses) -> (Actions, events opened/closed this frame)`."""
+    """`update(frame_index, time, tracks, poses, frame_size) -> (Actions, events opened/updated/closed this frame)`;
+    `finish(frame_index, time)` closes the events still open at the end of the input."""
 
     def __init__(self, cfg: ActionConfig, model: torch.nn.Module, device: str = "cpu",
                  trained_window: dict | None = None):
@@ -67,7 +59,7 @@ class FallRecognizer:
         self.model = model
         self.device = torch.device(device)
         self.buffers = TrackBuffers(window_spec(cfg))
-        self.states: dict[int, _TrackState] = {}
+        self.persons = PersonStates(cfg)
         self._frames = 0
 
     @torch.inference_mode()
@@ -76,62 +68,34 @@ class FallRecognizer:
         x = torch.from_numpy(np.ascontiguousarray(windows.transpose(0, 3, 1, 2)[..., None])).to(self.device)
         return torch.softmax(self.model(x).float(), dim=1)[:, FALL_CLASS].cpu().numpy()
 
-    def update(self, frame_index: int, time: float, tracks: Tracks, poses: Poses) -> tuple[Actions, list[FallEvent]]:
-        events: list[FallEvent] = []
-        for tid in tracks.ended:
-            state = self.states.pop(int(tid), None)
-            if state is not None and state.event is not None:
-                events.append(self._close(state, frame_index, time))
+    def update(self, frame_index: int, time: float, tracks: Tracks, poses: Poses,
+               frame_size: tuple[int, int] | None = None) -> tuple[Actions, list[FallEvent]]:
         self.buffers.forget(tracks.ended)
         if not np.isfinite(time):
             time = float("nan")
         kps = np.where(np.isfinite(poses.keypoints), poses.keypoints, np.nan)
         self.buffers.add(time, tracks.ids, kps)
+        probs: dict[int, float] = {}
         if self._frames % self.cfg.stride == 0 and np.isfinite(time):
             ready = [int(t) for t in tracks.ids if self.buffers.ready(int(t), time)]
             if ready:
                 windows = np.stack([self.buffers.window(t, time) for t in ready])
-                for tid, p in zip(ready, self.probabilities(windows), strict=True):
-                    self.states.setdefault(tid, _TrackState()).prob = float(p)
+                probs = dict(zip(ready, (float(p) for p in self.probabilities(windows)), strict=True))
         self._frames += 1
+        people, held, events = self.persons.step(frame_index, time, tracks, kps, probs, frame_size)
+        down_since = [PersonStates.down_since(p) for p in people]
+        actions = Actions(
+            np.asarray([p.prob for p in people], np.float32),
+            tuple(p.phase for p in people),
+            np.asarray([np.nan if d is None else d for d in down_since], np.float64),
+            np.asarray([p.event.event_id if p.event else 0 for p in people], np.int64),
+            tuple(held),
+            np.asarray([bool(p.event and p.event.long_lie_time is not None) for p in people], bool),
+        )
+        return actions, events
 
-        probs, states = [], []
-        for i, tid in enumerate(tracks.ids):
-            state = self.states.setdefault(int(tid), _TrackState())
-            label, event = self._step(state, int(tid), frame_index, time, tracks.boxes[i])
-            if event is not None:
-                events.append(event)
-            probs.append(state.prob)
-            states.append(label)
-        return Actions(np.asarray(probs, np.float32), tuple(states)), events
-
-    def _step(self, state: _TrackState, tid: int, frame_index: int, time: float, box) -> tuple[str, FallEvent | None]:
-        p, cfg = state.prob, self.cfg
-        if state.event is not None:
-            state.peak = max(state.peak, p) if np.isfinite(p) else state.peak
-            if np.isfinite(p) and p < cfg.off_threshold:
-                return "ok", self._close(state, frame_index, time)
-            return "fallen", None
-        if not (np.isfinite(p) and p >= cfg.on_threshold):
-            state.above_since = None
-            return "ok", None
-        if state.above_since is None:
-            state.above_since = time
-            state.history = [(frame_index, time, tuple(float(v) for v in box))]
-            state.peak = p
-        state.peak = max(state.peak, p)
-        if time - state.above_since >= cfg.min_duration_s - 1e-9:
-            start_frame, start_time, start_box = state.history[0]
-            state.event = FallEvent(tid, start_frame, start_time, state.peak, start_box)
-            return "fallen", state.event
-        return "pending", None
-
-    def _close(self, state: _TrackState, frame_index: int, time: float) -> FallEvent:
-        e = state.event
-        closed = FallEvent(e.id, e.start_frame, e.start_time, max(e.peak_prob, state.peak), e.box_at_start,
-                           frame_index, time if np.isfinite(time) else None)
-        state.event, state.above_since = None, None
-        return closed
+    def finish(self, frame_index: int, time: float) -> list[FallEvent]:
+        return self.persons.finish(frame_index, time)
 
     def open_events(self) -> list[FallEvent]:
-        return [s.event for s in self.states.values() if s.event is not None]
+        return [p.event for p in self.persons.people.values() if p.event is not None]

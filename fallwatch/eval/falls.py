@@ -28,6 +28,11 @@ class ClipResult:
     fall_start: int | None
     fall_end: int | None
     alarms: list[int] = field(default_factory=list)  # confirmation frames
+    more_falls: tuple[tuple[int, int], ...] = ()  # further (start, end) falls in the clip
+
+    @property
+    def falls(self) -> list[tuple[int, int | None]]:
+        return ([(self.fall_start, self.fall_end)] if self.fall_start is not None else []) + list(self.more_falls)
 
     @property
     def duration_s(self) -> float:
@@ -36,25 +41,31 @@ class ClipResult:
 
 def score(results: list[ClipResult]) -> dict:
     detected, false_alarms, latencies, fall_free_s, fall_free_alarms = 0, 0, [], 0.0, 0
-    falls = sum(r.fall_start is not None for r in results)
+    falls = sum(len(r.falls) for r in results)
     alarms = sum(len(r.alarms) for r in results)
     per_clip = {}
     for r in results:
-        if r.fall_start is None:
+        if not r.falls:
             false_alarms += len(r.alarms)
             fall_free_s += r.duration_s
             fall_free_alarms += len(r.alarms)
             per_clip[r.name] = {"fall": False, "alarms": len(r.alarms)}
             continue
-        lo = r.fall_start / r.fps - EARLY_S
-        hi = (r.fall_end if r.fall_end is not None else r.fall_start) / r.fps + LATE_S
-        hits = [a for a in r.alarms if lo <= a / r.fps <= hi]
-        if hits:
-            detected += 1
-            latencies.append(hits[0] / r.fps - r.fall_start / r.fps)
-        false_alarms += len(r.alarms) - min(len(hits), 1)
-        per_clip[r.name] = {"fall": True, "detected": bool(hits), "alarms": len(r.alarms),
-                            "latency_s": round(latencies[-1], 3) if hits else None}
+        unused, clip_latencies = sorted(r.alarms), []
+        for start, end in r.falls:
+            lo = start / r.fps - EARLY_S
+            hi = (end if end is not None else start) / r.fps + LATE_S
+            hits = [a for a in unused if lo <= a / r.fps <= hi]
+            if hits:
+                unused.remove(hits[0])
+                clip_latencies.append(hits[0] / r.fps - start / r.fps)
+        detected += len(clip_latencies)
+        latencies += clip_latencies
+        false_alarms += len(unused)
+        per_clip[r.name] = {"fall": True, "falls": len(r.falls), "detected": len(clip_latencies),
+                            "alarms": len(r.alarms),
+                            "latency_s": [round(v, 3) for v in clip_latencies] if len(r.falls) > 1 else
+                            (round(clip_latencies[0], 3) if clip_latencies else None)}
     precision = detected / (detected + false_alarms) if detected + false_alarms else 0.0
     recall = detected / falls if falls else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
@@ -87,8 +98,9 @@ def extracted_clips(folder: Path, names: list[str] | None = None) -> list[tuple[
 
 
 def clip_result(entry: dict, data: dict, alarms: list[int]) -> ClipResult:
+    more = tuple(tuple(f) for f in entry.get("more_falls", ()))
     return ClipResult(entry["name"], float(data["fps"]), int(data["frames"]), entry["fall_start"], entry["fall_end"],
-                      alarms)
+                      alarms, more)
 
 
 def frames_of(data: dict) -> list[tuple[int, float, Tracks, Poses]]:
@@ -115,12 +127,28 @@ def frames_of(data: dict) -> list[tuple[int, float, Tracks, Poses]]:
     return out
 
 
-def replay_sliding(recognizer, data: dict) -> list[int]:
-    """fallwatch's policy: the alarms (confirmation frames) the recognizer raises on these skeletons."""
-    alarms = []
+def frame_size_of(data: dict) -> tuple[int, int] | None:
+    """The (width, height) an extraction recorded, if it did (older extractions did not)."""
+    return (int(data["width"]), int(data["height"])) if "width" in data and "height" in data else None
+
+
+def replay_sliding(recognizer, data: dict, presence: dict[int, dict] | None = None) -> list[int]:
+    """fallwatch's policy: the alarms (confirmation frames) the recognizer raises on these skeletons. With
+    `presence`, also records per event its track ids and the frames its person was shown (seen or held)."""
+    alarms, opened = [], set()
+    frame_size = frame_size_of(data)
     for f, time, tracks, poses in frames_of(data):
-        _, events = recognizer.update(f, time, tracks, poses)
-        alarms += [f for e in events if e.end_frame is None]
+        actions, events = recognizer.update(f, time, tracks, poses, frame_size)
+        for e in events:
+            if e.event_id not in opened:
+                opened.add(e.event_id)
+                alarms.append(e.alarm_frame)
+        if presence is not None:
+            shown = [int(i) for i in actions.event_id if i] + [h.event_id for h in actions.held if h.event_id]
+            for event_id in shown:
+                presence.setdefault(event_id, {"frames": set(), "ids": set()})["frames"].add(f)
+            for e in events:
+                presence.setdefault(e.event_id, {"frames": set(), "ids": set()})["ids"].update(e.track_ids)
     return alarms
 
 
@@ -165,11 +193,13 @@ def run_clip(pipeline, clip) -> ClipResult:
 
     with open_source(str(clip.path), ReaderSettings.from_config(pipeline.cfg.run)) as src:
         tracker, recognizer = pipeline.tracker_factory(src.info.fps), pipeline.new_recognizer()
-        result = ClipResult(clip.name, src.info.fps, 0, clip.fall_start, clip.fall_end)
+        result = ClipResult(clip.name, src.info.fps, 0, clip.fall_start, clip.fall_end, more_falls=clip.more_falls)
+        opened: set[int] = set()
         for frame in src:
             image = clip.view(frame.image)
             out = pipeline.process(Frame(frame.index, frame.time, image), tracker, recognizer)
-            result.alarms += [frame.index for e in out.events if e.end_frame is None]
+            result.alarms += [e.alarm_frame for e in out.events if e.event_id not in opened]
+            opened.update(e.event_id for e in out.events)
             result.frames += 1
     return result
 
@@ -206,14 +236,47 @@ def replay_posture_bilstm(session, scaler: dict, data: dict, window: int = 60, s
     return alarms
 
 
-def faller_continuity(data: dict, fall_start: int, fall_end: int, margin_s: float = 1.0) -> tuple[float, float]:
+def found_after_landing(data: dict, fall_end: int, presence: dict[int, dict] | None = None) -> tuple[float, float]:
+    """Share of the frames after the landing (to the clip's end) in which someone is tracked, and in which someone
+    is tracked or a fallen person is held at the last position (`presence` from `replay_sliding`). Meant for
+    one-person clips, where the one tracked person after the landing is the faller."""
+    frames = np.arange(fall_end + 1, int(data["frames"]))
+    if len(frames) == 0:
+        return 1.0, 1.0
+    tracked = np.isin(frames, data["frame"])
+    held = set().union(*(p["frames"] for p in presence.values())) if presence else set()
+    shown = tracked | np.isin(frames, list(held))
+    return float(tracked.mean()), float(shown.mean())
+
+
+def person_continuity(data: dict, presence: dict[int, dict], fall_start: int, fall_end: int,
+                      before_s: float = 1.0, after_s: float = 3.0) -> float:
+    """How well the faller is followed from `before_s` before the onset to `after_s` after the landing, counting
+    what the action stage carries over: the best of the single-id span (`faller_continuity`) and, for each fall
+    event, the span of the frames in which any of its track ids was tracked or its person was held."""
+    fps = float(data["fps"])
+    lo = max(0, fall_start - int(round(before_s * fps)))
+    hi = min(int(data["frames"]) - 1, fall_end + int(round(after_s * fps)))
+    best = faller_continuity(data, fall_start, fall_end, before_s, after_s)[0]
+    for info in presence.values():
+        rows = np.isin(data["id"], list(info["ids"]))
+        frames = np.union1d(data["frame"][rows], np.fromiter(info["frames"], np.int64, len(info["frames"])))
+        frames = frames[(frames >= lo) & (frames <= hi)]
+        if len(frames):
+            best = max(best, (frames.max() - frames.min() + 1) / (hi - lo + 1))
+    return float(best)
+
+
+def faller_continuity(data: dict, fall_start: int, fall_end: int, margin_s: float = 1.0,
+                      after_s: float | None = None) -> tuple[float, float]:
     """How well one track id follows the person through a fall, from `margin_s` before the onset to `margin_s`
-    after the end: (span, seen) of the best single id - `span` the share of that interval between its first and
-    last row (an id switch or a lost track cuts it), `seen` the share of frames it has a box in (gaps shorter
-    than the action stage's `max_gap_s` are interpolated there, so `span` is what the fall window depends on)."""
+    (or `after_s`) after the end: (span, seen) of the best single id - `span` the share of that interval between
+    its first and last row (an id switch or a lost track cuts it), `seen` the share of frames it has a box in (gaps
+    shorter than the action stage's `max_gap_s` are interpolated there, so `span` is what the fall window depends
+    on)."""
     fps = float(data["fps"])
     lo = max(0, fall_start - int(round(margin_s * fps)))
-    hi = min(int(data["frames"]) - 1, fall_end + int(round(margin_s * fps)))
+    hi = min(int(data["frames"]) - 1, fall_end + int(round((margin_s if after_s is None else after_s) * fps)))
     length = hi - lo + 1
     best = (0.0, 0.0)
     for tid in np.unique(data["id"]):

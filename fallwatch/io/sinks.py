@@ -18,7 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from fallwatch.types import FallEvent, Frame, FrameResult
+from fallwatch.types import FallEvent, Frame, FrameResult, HeldPerson
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -49,22 +49,53 @@ def persons_of(result: FrameResult) -> list[dict[str, Any]]:
             kp = result.poses.keypoints[i]
             person["keypoints"] = [[_r(x, 1), _r(y, 1), _r(s, 3)] for x, y, s in kp]
         if result.actions is not None:
-            p = result.actions.fall_prob[i]
+            actions = result.actions
+            p = actions.fall_prob[i]
             person["fall_prob"] = _r(p, 3) if np.isfinite(p) else None
-            person["state"] = result.actions.state[i]
+            person["state"] = actions.state[i]
+            if actions.event_id is not None and actions.event_id[i]:
+                person["event_id"] = int(actions.event_id[i])
+                person["down_since"] = _r(actions.down_since[i], 3)
+                person["long_lie"] = bool(actions.long_lie[i])
         persons.append(person)
+    if result.actions is not None:
+        persons.extend(_held(h) for h in result.actions.held)
     return persons
 
 
+def _held(person: HeldPerson) -> dict[str, Any]:
+    """An unseen person kept at the last position (fallen, down or pending): no score or keypoints of this frame."""
+    out: dict[str, Any] = {"id": int(person.id), "box": [_r(v, 1) for v in person.box], "seen": False,
+                           "fall_prob": _r(person.fall_prob, 3) if np.isfinite(person.fall_prob) else None,
+                           "state": person.state}
+    if person.event_id:
+        out["event_id"] = int(person.event_id)
+        out["down_since"] = _r(person.down_since, 3)
+        out["long_lie"] = person.long_lie
+    return out
+
+
 def event_dict(event: FallEvent) -> dict[str, Any]:
+    down_s = None
+    if event.end_time is not None and event.down_since is not None:
+        down_s = _r(max(0.0, event.end_time - event.down_since), 3)
     return {
+        "event_id": int(event.event_id),
         "id": int(event.id),
+        "track_ids": [int(t) for t in event.track_ids],
         "start_frame": int(event.start_frame),
         "end_frame": None if event.end_frame is None else int(event.end_frame),
         "start_time": _r(event.start_time, 3),
         "end_time": None if event.end_time is None else _r(event.end_time, 3),
+        "alarm_frame": int(event.alarm_frame),
+        "alarm_time": _r(event.alarm_time, 3),
         "peak_prob": _r(event.peak_prob, 3),
         "box_at_start": [_r(v, 1) for v in event.box_at_start],
+        "down_since": None if event.down_since is None else _r(event.down_since, 3),
+        "down_s": down_s,
+        "long_lie_frame": event.long_lie_frame,
+        "long_lie_time": None if event.long_lie_time is None else _r(event.long_lie_time, 3),
+        "end_reason": event.end_reason,
     }
 
 
@@ -109,12 +140,13 @@ class MotSink:
 
 
 class EventSink:
-    """`events.json`: rewritten whenever an event closes and once at the end; open events have `end_frame: null`."""
+    """`events.json`: rewritten whenever an event opens, changes (a new track id, a long lie) or closes, and once
+    at the end; open events have `end_frame: null`."""
 
     def __init__(self, path: Path, source: str, fps: float):
         self.path = path
         self._head = {"source": source, "fps": _r(fps, 3)}
-        self._events: dict[tuple[int, int], FallEvent] = {}
+        self._events: dict[int, FallEvent] = {}
         self._dump()
 
     @property
@@ -122,15 +154,16 @@ class EventSink:
         return list(self._events.values())
 
     def write(self, frame: Frame, result: FrameResult) -> None:
-        closed = False
-        for event in result.events:
-            self._events[(event.id, event.start_frame)] = event
-            closed |= event.end_frame is not None
-        if closed:
+        self.record(result.events)
+
+    def record(self, events) -> None:
+        for event in events:
+            self._events[event.event_id] = event
+        if events:
             self._dump()
 
     def _dump(self) -> None:
-        events = sorted(self._events.values(), key=lambda e: (e.start_frame, e.id))
+        events = sorted(self._events.values(), key=lambda e: (e.alarm_frame, e.event_id))
         write_json_atomic(self.path, {**self._head, "events": [event_dict(e) for e in events]})
 
     def close(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from fallwatch.types import FrameResult
+from fallwatch.types import FrameResult, HeldPerson
 
 COCO_EDGES = (
     (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6),
@@ -32,16 +32,17 @@ def annotate(image: np.ndarray, result: FrameResult, line_width: int = 2, draw_s
     ids = tracks.ids if tracks is not None else None
     states = result.actions.state if result.actions is not None else None
     probs = result.actions.fall_prob if result.actions is not None else None
-    any_fall = False
+    alarms = set()
     for i, box in enumerate(boxes):
         colour = id_colour(int(ids[i])) if ids is not None else UNTRACKED_COLOUR
         state = states[i] if states is not None else "ok"
-        if state == "fallen":
-            colour, any_fall = FALL_COLOUR, True
+        if state in ("fallen", "down"):
+            colour = FALL_COLOUR
+            alarms.add(state)
         elif state == "pending":
             colour = PENDING_COLOUR
         x1, y1, x2, y2 = (int(round(v)) for v in box)
-        width = line_width * 2 if state == "fallen" else line_width
+        width = line_width * 2 if state in ("fallen", "down") else line_width
         cv2.rectangle(image, (x1, y1), (x2, y2), colour, width)
         if result.poses is not None:
             _skeleton(image, result.poses.keypoints[i], colour, line_width)
@@ -52,13 +53,34 @@ def annotate(image: np.ndarray, result: FrameResult, line_width: int = 2, draw_s
             label.append(f"{float(scores[i]):.2f}")
         if probs is not None and np.isfinite(probs[i]):
             label.append(f"fall {float(probs[i]):.2f}")
+        if state == "down":
+            label.append("DOWN")
         if label:
             _label(image, " ".join(label), (x1, y1), colour)
         if probs is not None and np.isfinite(probs[i]):
             _prob_bar(image, (x1, y2), x2 - x1, float(probs[i]), colour)
-    if any_fall:
+    for person in result.actions.held if result.actions is not None else ():
+        _held(image, person, line_width)
+        alarms.add(person.state)
+    if "fallen" in alarms:
         _banner(image, "FALL DETECTED")
+    elif "down" in alarms:
+        _banner(image, "PERSON DOWN")
     return image
+
+
+def _held(image: np.ndarray, person: HeldPerson, line_width: int) -> None:
+    """An unseen person kept at the last position: a dashed box, so it reads as remembered, not detected."""
+    colour = FALL_COLOUR if person.state in ("fallen", "down") else PENDING_COLOUR
+    x1, y1, x2, y2 = (int(round(v)) for v in person.box)
+    dash = max(4, 3 * line_width)
+    for a, b in (((x1, y1), (x2, y1)), ((x2, y1), (x2, y2)), ((x2, y2), (x1, y2)), ((x1, y2), (x1, y1))):
+        length = int(np.hypot(b[0] - a[0], b[1] - a[1]))
+        for start in range(0, length, 2 * dash):
+            p = np.array(a) + (np.array(b) - np.array(a)) * start / max(length, 1)
+            q = np.array(a) + (np.array(b) - np.array(a)) * min(start + dash, length) / max(length, 1)
+            cv2.line(image, tuple(int(v) for v in p), tuple(int(v) for v in q), colour, line_width * 2)
+    _label(image, f"#{person.id} {person.state.upper()} (unseen)", (x1, y1), colour)
 
 
 def _skeleton(image: np.ndarray, kps: np.ndarray, colour, line_width: int) -> None:
