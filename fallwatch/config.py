@@ -98,6 +98,7 @@ class ActionConfig:
     long_lie_s: float
     reassociate_radius: float
     edge_gate: bool
+    confirm_low: bool
 
 
 @dataclass

@@ -64,6 +64,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--data", type=Path, default=Path("../shared/data"),
                         help="where the clips are, for the frame size of extractions that did not record it")
+    parser.add_argument("--splits", nargs="+", default=["test", "fall_free"],
+                        help="splits of the extraction to score (test_new for the second test split)")
     parser.add_argument("--clips", nargs="*", help="score these extracted clips instead of the test split and the "
                         "fall-free videos (e.g. validation clips held out of training)")
     args = parser.parse_args()
@@ -75,7 +77,7 @@ def main() -> None:
     bilstm = _bilstm()
     sizes = None
     follow = []
-    for clip, data in extracted_clips(args.skeletons, args.clips):
+    for clip, data in extracted_clips(args.skeletons, args.clips, tuple(args.splits)):
         if "width" not in data:  # extracted before the frame size was recorded: read it from the video
             sizes = sizes or {c.name: c for split in shared_clips(args.data).values() for c in split}
             data["width"], data["height"] = frame_size(sizes[clip["name"]])

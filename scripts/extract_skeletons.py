@@ -115,6 +115,8 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--reuse-tracks", type=Path, help="an earlier extraction whose tracked boxes are kept")
     parser.add_argument("--detections", type=Path, help="detector output cache (written once, then read)")
+    parser.add_argument("--clips", nargs="*", help="only these clips (names) of the chosen splits")
+    parser.add_argument("--no-falls", action="store_true", help="only the clips without a fall")
     parser.add_argument("--splits", nargs="*", help="only these splits (train, test, fall_free; train_new, test_new)")
     parser.add_argument("--degrade-height", type=float, help="with --reuse-tracks: pose on frames blurred so that "
                         "the median person is this many pixels tall")
@@ -135,6 +137,8 @@ def main() -> None:
             continue
         manifest["splits"][split] = []
         for clip in clips:
+            if (args.clips and clip.name not in args.clips) or (args.no_falls and clip.is_fall):
+                continue
             t0 = time.perf_counter()
             if args.reuse_tracks:
                 info = repose(pipeline, clip, args.reuse_tracks, args.out, args.degrade_height)

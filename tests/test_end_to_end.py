@@ -7,6 +7,7 @@ import json
 import cv2
 import jsonschema
 import numpy as np
+import pytest
 from conftest import TUD_CAMPUS, read_jsonl
 
 from fallwatch.eval.mot import read_mot, recall_at_iou
@@ -116,26 +117,59 @@ def test_keypoints_are_anatomically_ordered(tud_run):
     assert ordered / judged >= 0.9, (ordered, judged)
 
 
-def test_a_real_fall_is_reported(tmp_path, weights_dir):
-    """GMDCSA24 S3_Fall_19 (held out from training): the events overlap the labelled fall, the video shows it."""
+S3_FALL_19 = {"start": 29, "end": 48, "fps": 14.985}  # GMDCSA24 labels.csv: she falls and stays down
+LONG_LIE_S = 2.0  # the clip is 5.7 s long: a long lie this short is seen in it
+
+
+@pytest.fixture(scope="module")
+def fall_run(tmp_path_factory, weights_dir) -> dict:
+    """`fallwatch run` on GMDCSA24 S3_Fall_19 (held out from training), with a long-lie alert after 2 s."""
     from conftest import DATA, run_cli
 
+    out = tmp_path_factory.mktemp("fall")
     clip = DATA / "videos" / "gmdcsa24" / "videos" / "S3_Fall_19.mp4"
-    fall_start, fall_end = 29, 48  # labels.csv
-    proc = run_cli("run", str(clip), "-o", str(tmp_path), "--no-progress")
+    proc = run_cli("run", str(clip), "-o", str(out), "--no-progress", "--set", f"action.long_lie_s={LONG_LIE_S}")
     assert proc.returncode == 0, proc.stderr
-    events = json.loads((tmp_path / "S3_Fall_19.events.json").read_text())["events"]
+    return {"events": json.loads((out / "S3_Fall_19.events.json").read_text())["events"],
+            "lines": read_jsonl(out / "S3_Fall_19.frames.jsonl"), "video": out / "S3_Fall_19.mp4"}
+
+
+def test_a_real_fall_is_reported(fall_run):
+    """The events overlap the labelled fall, the video shows it."""
+    fall_start, fall_end, fps = S3_FALL_19["start"], S3_FALL_19["end"], S3_FALL_19["fps"]
+    events, lines = fall_run["events"], fall_run["lines"]
     assert events, "no fall event"
-    fps = 14.985
     assert any(e["start_frame"] <= fall_end + 3 * fps and (e["end_frame"] is None or e["end_frame"] >= fall_start)
                for e in events)
-    lines = read_jsonl(tmp_path / "S3_Fall_19.frames.jsonl")
-    fallen = [d["frame"] for d in lines if any(p.get("state") == "fallen" for p in d["persons"])]
+    fallen = [d["frame"] for d in lines if any(p.get("state") in ("fallen", "down") for p in d["persons"])]
     assert fallen and min(fallen) >= fall_start - fps / 2
     assert all(p["fall_prob"] is None or 0 <= p["fall_prob"] <= 1 for d in lines for p in d["persons"])
-    cap = cv2.VideoCapture(str(tmp_path / "S3_Fall_19.mp4"))
+    cap = cv2.VideoCapture(str(fall_run["video"]))
     cap.set(cv2.CAP_PROP_POS_FRAMES, min(fallen))
     ok, image = cap.read()
     cap.release()
     banner = image[: max(28, image.shape[0] // 14)]
-    assert ok and banner[..., 2].mean() > 150 and banner[..., 0].mean() < 120  # the red FALL banner
+    assert ok and banner[..., 2].mean() > 150 and banner[..., 0].mean() < 120  # the red banner
+
+
+def test_the_faller_is_down_from_the_landing_to_the_end(fall_run):
+    """She lands at frame 48 and stays on the floor: in every frame from then on, her person is `down` (tracked,
+    or held at the last position while the detector misses her), under the event raised for the fall."""
+    event = next(e for e in fall_run["events"] if e["alarm_frame"] <= S3_FALL_19["end"] + S3_FALL_19["fps"])
+    after = [d for d in fall_run["lines"] if d["frame"] >= S3_FALL_19["end"]]
+    assert len(after) == 86 - S3_FALL_19["end"]
+    for d in after:
+        states = [p["state"] for p in d["persons"] if p.get("event_id") == event["event_id"]]
+        assert states == ["down"], (d["frame"], d["persons"])
+    assert all(p["down_since"] == event["down_since"] for d in after for p in d["persons"] if p.get("event_id"))
+    assert event["end_reason"] == "end_of_input" and event["end_frame"] == 85
+    assert event["down_s"] == pytest.approx(event["end_time"] - event["down_since"], abs=1e-3)
+
+
+def test_long_lie_is_a_second_alert(fall_run):
+    """After `action.long_lie_s` down, the event records the long lie and frames.jsonl flags the person."""
+    event = next(e for e in fall_run["events"] if e["long_lie_time"] is not None)
+    assert event["long_lie_time"] - event["down_since"] == pytest.approx(LONG_LIE_S, abs=1.5 / S3_FALL_19["fps"])
+    flagged = [d["frame"] for d in fall_run["lines"]
+               if any(p.get("event_id") == event["event_id"] and p["long_lie"] for p in d["persons"])]
+    assert flagged and min(flagged) == event["long_lie_frame"] and max(flagged) == 85

@@ -188,3 +188,13 @@ def test_whole_body_at_the_same_place_still_alarms():
     for _ in range(25):
         run.step(0.95, 1, box)
     assert len(_events(run)) == 1
+
+
+def test_confirm_low_waits_until_the_person_is_low():
+    """With `confirm_low`, a person the model scores high while upright stays pending; low, the alarm opens."""
+    run = Run(confirm_low="true")
+    run.fall()  # 0.6 s at p 0.95, upright all along
+    assert not run.changes and run.state() == "pending"
+    run.step(0.95, 1, LYING_BOX)
+    assert len(_events(run)) == 1 and run.state() in ("fallen", "down")
+    assert run.changes[0].start_frame == 50  # the onset of p >= on, not the moment the person was low

@@ -1,7 +1,7 @@
 """Fall state per person: `ok` -> `pending` -> `fallen` (the alarm: an event opens) -> `down` -> the event ends.
 
-The classifier scores one track id's window, but the alarm is about a person, and a track-level policy loses real
-falls in exactly the ways a person outlives a track id:
+Why per person: the classifier scores one track id's window, but the alarm is about a person, and a track-level
+policy loses real falls in exactly the ways a person outlives a track id:
 - the faller is missed for a frame at the landing and comes back under a new id: a new track that is not upright
   and whose centre lies within `reassociate_radius` box sizes of an unseen fallen, down or pending person continues
   that person (state, open event, standing height); the event lists every id in `track_ids`;
@@ -10,10 +10,12 @@ falls in exactly the ways a person outlives a track id:
 - the track vanishes at the landing while `pending` (p(fall) above the on-threshold, not yet for
   `min_duration_s`): unless the person was last seen upright, the pending timer keeps running on the last p(fall)
   for up to `max_gap_s`, so the event still opens.
-After the fall motion (p(fall) below `off_threshold`) the person is `down` until upright — a box taller than wide
-and at least `upright_ratio` of their standing height (the 90th percentile of their upright box heights over the
-last seconds before the fall) — for `getup_s`: the event ends `got_up`. A person down for `long_lie_s` since the
-alarm raises a second alert (long lie) on the same event.
+Once the alarm is raised the person is `down` as soon as they are not upright — upright being a box taller than
+wide and at least `upright_ratio` of their standing height (the 90th percentile of their upright box heights over
+the last seconds before the fall) — and stays `down` until upright again for `getup_s`: the event ends `got_up`.
+A person still upright at the alarm is `fallen` until low, or until p(fall) drops below `off_threshold` while
+still upright (a stumble caught, or a false alarm): the event then ends `got_up` at once. A person down for
+`long_lie_s` since the alarm raises a second alert (long lie) on the same event.
 
 A box cut by the frame edge, still upright-shaped, whose knees and ankles are unseen cannot show a fall — it is
 typically someone walking towards the camera out of the bottom of the frame, whose hips seem to drop as they grow —
@@ -157,11 +159,12 @@ class PersonStates:
             if np.isfinite(p):
                 person.peak = max(person.peak, p)
             upright = is_upright(person.box, person.standing_height, cfg.upright_ratio)
-            if person.phase == "fallen" and np.isfinite(p) and p < cfg.off_threshold:
-                if upright:
+            if person.phase == "fallen":
+                if not upright:
+                    person.phase = "down"
+                elif np.isfinite(p) and p < cfg.off_threshold:  # never got low and the fall motion is over
                     changes.append(self._close(person, frame_index, time, "got_up"))
                     return
-                person.phase = "down"
             if person.phase == "down":
                 person.upright_since = (person.upright_since or time) if upright else None
                 if upright and time - person.upright_since >= cfg.getup_s - EPS:
@@ -185,6 +188,8 @@ class PersonStates:
             person.pending_start = (person.last_frame, time, tuple(float(v) for v in person.box))
         person.phase = "pending"
         person.peak = max(person.peak, person.prob)
+        if self.cfg.confirm_low and is_upright(person.box, person.standing_height, self.cfg.upright_ratio):
+            return  # the fall is confirmed once the person is low: an upright person stays pending
         if time - person.above_since >= self.cfg.min_duration_s - EPS:
             start_frame, start_time, start_box = person.pending_start
             person.event = FallEvent(
@@ -202,13 +207,18 @@ class PersonStates:
                 changes.append(self._close(person, frame_index, time, "left_view"))
                 del self.people[person.track_id]
                 return False
+            if not is_upright(person.box, person.standing_height, self.cfg.upright_ratio):
+                person.phase = "down"
             self._long_lie(person, frame_index, time, changes)
             return True
         if person.phase == "pending":
-            if away <= self.cfg.max_gap_s and not is_upright(person.box, person.standing_height,
-                                                             self.cfg.upright_ratio):
-                self._pending(person, frame_index, time, changes)
-                return True
+            if away <= self.cfg.max_gap_s:
+                # Last seen low: the evidence stands and the alarm may open while unseen. Last seen upright: wait
+                # (the timer keeps its start, as for a track that is back after a short miss).
+                low = not is_upright(person.box, person.standing_height, self.cfg.upright_ratio)
+                if low:
+                    self._pending(person, frame_index, time, changes)
+                return low or person.event is not None
             person.phase, person.above_since = "ok", None
         if ended or away > OK_FORGET_S:
             del self.people[person.track_id]

@@ -85,15 +85,16 @@ def score(results: list[ClipResult]) -> dict:
     }
 
 
-def extracted_clips(folder: Path, names: list[str] | None = None) -> list[tuple[dict, dict]]:
+def extracted_clips(folder: Path, names: list[str] | None = None,
+                    splits: tuple[str, ...] = ("test", "fall_free")) -> list[tuple[dict, dict]]:
     """(manifest entry, arrays) of the clips `scripts/extract_skeletons.py` wrote into `folder`: those named, or
-    by default the test split and the fall-free videos."""
+    those of `splits` (by default the development test split and the fall-free videos)."""
     manifest = json.loads((folder / "clips.json").read_text())
     if names:
         every = {c["name"]: c for split in manifest["splits"].values() for c in split}
         entries = [every[name] for name in names]
     else:
-        entries = manifest["splits"]["test"] + manifest["splits"]["fall_free"]
+        entries = [c for split in splits for c in manifest["splits"].get(split, [])]
     return [(c, dict(np.load(folder / f"{c['name']}.npz"))) for c in entries]
 
 

@@ -54,16 +54,20 @@ def annotate(image: np.ndarray, result: FrameResult, line_width: int = 2, draw_s
         if probs is not None and np.isfinite(probs[i]):
             label.append(f"fall {float(probs[i]):.2f}")
         if state == "down":
-            label.append("DOWN")
+            long_lie = result.actions.long_lie is not None and bool(result.actions.long_lie[i])
+            label.append("LONG LIE" if long_lie else "DOWN")
+            alarms.add("long_lie" if long_lie else "down")
         if label:
             _label(image, " ".join(label), (x1, y1), colour)
         if probs is not None and np.isfinite(probs[i]):
             _prob_bar(image, (x1, y2), x2 - x1, float(probs[i]), colour)
     for person in result.actions.held if result.actions is not None else ():
         _held(image, person, line_width)
-        alarms.add(person.state)
+        alarms.add("long_lie" if person.long_lie else person.state)
     if "fallen" in alarms:
         _banner(image, "FALL DETECTED")
+    elif "long_lie" in alarms:
+        _banner(image, "LONG LIE: PERSON STILL DOWN")
     elif "down" in alarms:
         _banner(image, "PERSON DOWN")
     return image
