@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--mot", action="store_true", help="also write MOTChallenge tracks (<name>.mot.txt)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    report = sub.add_parser("report", help="(re)build the HTML report of every run in an output folder")
+    report.add_argument("outdir", type=Path, help="a folder written by `fallwatch run`")
+
     train = sub.add_parser("train", help="train a model").add_subparsers(dest="what", required=True)
     action = train.add_parser("action", help="the ST-GCN fall classifier, from skeleton sequences")
     action.add_argument("--kaggle", type=Path, help="COCO-17 sequence set (.npz with keypoints/offsets/labels)")
@@ -104,6 +107,12 @@ def main(argv: list[str] | None = None) -> int:
             return _models(args)
         if args.command == "eval":
             return _eval_falls(args)
+        if args.command == "report":
+            from fallwatch.report import report_names, write_report
+
+            for name in report_names(args.outdir):
+                print(f"fallwatch: report -> {write_report(args.outdir, name)}")
+            return EXIT_OK
         if args.command == "train" and args.what == "pose":
             from fallwatch.train.pose import run_from_args as train_pose
 

@@ -111,6 +111,7 @@ class OutputConfig:
     video_codec: str
     draw_scores: bool
     line_width: int
+    report: bool
 
 
 @dataclass

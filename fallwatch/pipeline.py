@@ -30,6 +30,7 @@ from fallwatch.errors import FallwatchError
 from fallwatch.io.sinks import EventSink, JsonlSink, MotSink, VideoSink, write_json_atomic
 from fallwatch.io.sources import FrameSource, ReaderSettings, SourceInfo, open_source
 from fallwatch.pose.estimator import PoseEstimator, build_heatmap_model
+from fallwatch.report import LiveReportSink, write_report
 from fallwatch.track import build_tracker
 from fallwatch.types import Detections, Frame, FrameResult, Poses
 from fallwatch.viz import annotate
@@ -76,6 +77,7 @@ def output_paths(outdir: Path, name: str, cfg: Config) -> dict[str, Path]:
         "events": (cfg.output.events, f"{name}.events.json"),
         "summary": (cfg.output.summary, f"{name}.summary.json"),
         "mot": (cfg.output.mot and cfg.track.enabled, f"{name}.mot.txt"),
+        "report": (cfg.output.report and cfg.output.jsonl, f"{name}.report.html"),
     }
     return {key: outdir / fname for key, (on, fname) in wanted.items() if on}
 
@@ -182,6 +184,8 @@ class Pipeline:
                     summary = self._summary(src, paths, status, error, counts, started, wall, sinks.get("video"))
                     if "summary" in paths:
                         write_json_atomic(paths["summary"], summary)
+                    if "report" in paths:
+                        _report(outdir, src.info.name)
                 finally:
                     signals.restore()
         return RunResult(status, frames, outdir, {k: str(v) for k, v in paths.items()}, summary)
@@ -229,6 +233,8 @@ class Pipeline:
                 sinks["jsonl"] = JsonlSink(paths["jsonl"])
             if "mot" in paths:
                 sinks["mot"] = MotSink(paths["mot"])
+            if "report" in paths and info.is_live:
+                sinks["report"] = LiveReportSink(paths["report"].parent, info.name)
             if "events" in paths:
                 sinks["events"] = EventSink(paths["events"], Path(info.spec).name, info.fps)
             if "video" in paths:
@@ -320,6 +326,14 @@ class _Counts:
             "tracks": len(self.ids),
             "events": len(self.events),
         }
+
+
+def _report(outdir: Path, name: str) -> None:
+    """The run report, last, from the files just written; a failure is a warning, never the run's status."""
+    try:
+        write_report(outdir, name)
+    except Exception as exc:
+        print(f"fallwatch: warning: no report: {type(exc).__name__}: {exc}", file=sys.stderr)
 
 
 def _close_all(sinks) -> str | None:

@@ -59,3 +59,19 @@ def tud_run(tmp_path_factory, weights_dir) -> dict:
         "summary": out / f"{name}.summary.json",
         "mot": out / f"{name}.mot.txt",
     }
+
+
+S3_FALL_19 = {"start": 29, "end": 48, "fps": 14.985}  # GMDCSA24 labels.csv: she falls and stays down
+LONG_LIE_S = 2.0  # the clip is 5.7 s long: a long lie this short is seen in it
+
+
+@pytest.fixture(scope="session")
+def fall_run(tmp_path_factory, weights_dir) -> dict:
+    """`fallwatch run` on GMDCSA24 S3_Fall_19 (held out from training), with a long-lie alert after 2 s."""
+    out = tmp_path_factory.mktemp("fall")
+    clip = DATA / "videos" / "gmdcsa24" / "videos" / "S3_Fall_19.mp4"
+    proc = run_cli("run", str(clip), "-o", str(out), "--no-progress", "--set", f"action.long_lie_s={LONG_LIE_S}")
+    assert proc.returncode == 0, proc.stderr
+    return {"out": out, "events": json.loads((out / "S3_Fall_19.events.json").read_text())["events"],
+            "lines": read_jsonl(out / "S3_Fall_19.frames.jsonl"), "video": out / "S3_Fall_19.mp4",
+            "report": out / "S3_Fall_19.report.html"}

@@ -8,7 +8,7 @@ import cv2
 import jsonschema
 import numpy as np
 import pytest
-from conftest import TUD_CAMPUS, read_jsonl
+from conftest import LONG_LIE_S, S3_FALL_19, TUD_CAMPUS, read_jsonl
 
 from fallwatch.eval.mot import read_mot, recall_at_iou
 from fallwatch.schemas import load_schema
@@ -115,23 +115,6 @@ def test_keypoints_are_anatomically_ordered(tud_run):
             ordered += kp[0, 1] < hips < ankles
     assert judged >= 100
     assert ordered / judged >= 0.9, (ordered, judged)
-
-
-S3_FALL_19 = {"start": 29, "end": 48, "fps": 14.985}  # GMDCSA24 labels.csv: she falls and stays down
-LONG_LIE_S = 2.0  # the clip is 5.7 s long: a long lie this short is seen in it
-
-
-@pytest.fixture(scope="module")
-def fall_run(tmp_path_factory, weights_dir) -> dict:
-    """`fallwatch run` on GMDCSA24 S3_Fall_19 (held out from training), with a long-lie alert after 2 s."""
-    from conftest import DATA, run_cli
-
-    out = tmp_path_factory.mktemp("fall")
-    clip = DATA / "videos" / "gmdcsa24" / "videos" / "S3_Fall_19.mp4"
-    proc = run_cli("run", str(clip), "-o", str(out), "--no-progress", "--set", f"action.long_lie_s={LONG_LIE_S}")
-    assert proc.returncode == 0, proc.stderr
-    return {"events": json.loads((out / "S3_Fall_19.events.json").read_text())["events"],
-            "lines": read_jsonl(out / "S3_Fall_19.frames.jsonl"), "video": out / "S3_Fall_19.mp4"}
 
 
 def test_a_real_fall_is_reported(fall_run):

@@ -1,0 +1,65 @@
+"""The run report of a real fall clip, rendered in a real headless browser (Debian's Chromium through Playwright):
+it loads without errors or network requests, shows the timeline and the event card, and is not blank."""
+
+from __future__ import annotations
+
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+from conftest import run_cli
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+
+
+def test_report_is_written_self_contained_and_small(fall_run):
+    html = fall_run["report"].read_text()
+    assert fall_run["report"].stat().st_size < 1_000_000
+    assert "<script" not in html and "http://" not in html and "https://" not in html
+    assert html.count("class='card event-card'") == len(fall_run["events"]) >= 1
+    assert "data:image/jpeg;base64," in html  # the snapshot of the alarm frame, inline
+
+
+def test_report_command_rebuilds_the_same_page(fall_run, tmp_path):
+    folder = tmp_path / "copy"
+    shutil.copytree(fall_run["out"], folder)
+    (folder / "S3_Fall_19.report.html").unlink()
+    proc = run_cli("report", str(folder))
+    assert proc.returncode == 0, proc.stderr
+    assert (folder / "S3_Fall_19.report.html").read_text() == fall_run["report"].read_text()
+    missing = run_cli("report", str(tmp_path / "nothing"))
+    assert missing.returncode != 0 and len(missing.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is installed by .ci/run (apt-get install chromium)")
+def test_report_renders_in_a_real_browser(fall_run, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    errors, requests = [], []
+    shot = tmp_path / "report.png"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        page = browser.new_page(viewport={"width": 1000, "height": 900})
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("request", lambda req: requests.append(req.url))
+        page.goto(fall_run["report"].as_uri(), wait_until="load")
+        timeline_people = page.locator("svg.timeline").first.locator("polyline.person").count()
+        spans = page.locator("svg.timeline").first.locator("rect.event-span").count()
+        cards = page.locator(".event-card").count()
+        card_image_loaded = page.evaluate("document.querySelector('.event-card img').naturalWidth")
+        page.screenshot(path=str(shot), full_page=True)
+        browser.close()
+    assert not errors, errors
+    assert all(url.startswith(("file:", "data:")) for url in requests), requests
+    assert timeline_people >= 1 and spans == len(fall_run["events"]) and cards == len(fall_run["events"]) >= 1
+    assert card_image_loaded > 0
+    image = cv2.imread(str(shot))
+    assert image is not None and image.shape[0] > 600
+    assert image.std() > 20  # not blank
+    red = (image[..., 2] > 180) & (image[..., 1] < 90) & (image[..., 0] < 90)
+    assert red.sum() > 50  # the event's red: card title, snapshot banner
+    assert np.mean(image > 250) < 0.95
