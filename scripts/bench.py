@@ -10,6 +10,8 @@
     python scripts/bench.py pose [--repeats 5]
         pose stage (crop + forward + DARK + inverse map) per person at 1, 4 and 16 people per frame, CPU; the
         shipped student against MoveNet Thunder at 4 people in the same run.
+    python scripts/bench.py report RUN_DIR --name NAME [--hours 1]
+        the HTML report of a one-hour run (a real run's frames and events tiled): its size and build time.
     python scripts/bench.py students [--repeats 30]
         candidate student HRNets (random weights): parameters, MACs and forward ms per person at batch 4, CPU.
 """
@@ -297,6 +299,53 @@ def bench_action(args) -> dict:
     return results
 
 
+def bench_report(args) -> dict:
+    """The report of a long run: a real run's frames.jsonl and events tiled to `hours` (times and ids shifted per
+    tile, so every tile is new people), then the report built from them; its size and build time."""
+    import shutil
+
+    from fallwatch.report import write_report
+
+    src, name = Path(args.run), args.name
+    lines = (src / f"{name}.frames.jsonl").read_text().splitlines()
+    events = json.loads((src / f"{name}.events.json").read_text())
+    span = json.loads(lines[-1])["time"] + 1 / events["fps"]
+    tiles = int(np.ceil(args.hours * 3600 / span))
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        shutil.copy(src / f"{name}.summary.json", out)
+        shutil.copy(src / f"{name}.mp4", out)
+        tiled_events = []
+        with open(out / f"{name}.frames.jsonl", "w") as fh:
+            for k in range(tiles):
+                for line in lines:
+                    d = json.loads(line)
+                    d["frame"] += k * len(lines)
+                    d["time"] = round(d["time"] + k * span, 3)
+                    for p in d["persons"]:
+                        p["id"] += 1000 * k
+                        if "event_id" in p:
+                            p["event_id"] += 1000 * k
+                    fh.write(json.dumps(d, separators=(",", ":")) + "\n")
+                for e in events["events"]:
+                    shifted = dict(e, event_id=e["event_id"] + 1000 * k, id=e["id"] + 1000 * k,
+                                   track_ids=[t + 1000 * k for t in e["track_ids"]])
+                    for key in ("start_frame", "end_frame", "alarm_frame", "long_lie_frame"):
+                        shifted[key] = None if e[key] is None else e[key] + k * len(lines)
+                    for key in ("start_time", "end_time", "alarm_time", "down_since", "long_lie_time"):
+                        shifted[key] = None if e[key] is None else round(e[key] + k * span, 3)
+                    tiled_events.append(shifted)
+        (out / f"{name}.events.json").write_text(json.dumps({**events, "events": tiled_events}))
+        t0 = time.perf_counter()
+        path = write_report(out, name)
+        took = time.perf_counter() - t0
+        result = {"hours": args.hours, "frames": tiles * len(lines), "events": len(tiled_events),
+                  "frames_jsonl_mb": round((out / f"{name}.frames.jsonl").stat().st_size / 1e6, 1),
+                  "report_mb": round(path.stat().st_size / 1e6, 2), "build_s": round(took, 2)}
+    print(json.dumps(result, indent=2))
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="fallwatch benchmarks")
     sub = parser.add_subparsers(dest="what", required=True)
@@ -328,6 +377,11 @@ def main() -> None:
     a = sub.add_parser("action")
     a.add_argument("--frames", type=int, default=300)
     a.add_argument("--out", type=Path)
+    r = sub.add_parser("report")
+    r.add_argument("run", help="an output folder of a real `fallwatch run`")
+    r.add_argument("--name", required=True, help="the run's name (its input's stem)")
+    r.add_argument("--hours", type=float, default=1.0)
+    r.add_argument("--out", type=Path)
     c = sub.add_parser("_child")
     c.add_argument("kind")
     c.add_argument("video")
@@ -347,7 +401,7 @@ def main() -> None:
         print(json.dumps(out))
         return
     benches = {"pipeline": bench_pipeline, "tracker": bench_tracker, "pose": bench_pose, "action": bench_action,
-               "students": bench_students, "gmc-noise": bench_gmc_noise}
+               "students": bench_students, "gmc-noise": bench_gmc_noise, "report": bench_report}
     report = benches[args.what](args)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
