@@ -35,6 +35,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--mot", action="store_true", help="also write MOTChallenge tracks (<name>.mot.txt)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    batch = sub.add_parser("batch", help="many videos: one run each into OUTDIR/<name>/, on a worker pool or Ray")
+    batch.add_argument("inputs", nargs="+", help="video files, folders of videos, globs, URLs, or .txt lists of them")
+    batch.add_argument("-o", "--output", type=Path, required=True, help="output folder (one subfolder per video)")
+    batch.add_argument("--workers", type=int, help="parallel videos (default: one per CPU core, at most one per video)")
+    batch.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                       help="run as Ray tasks: on a local Ray instance, or on a cluster (auto | ray://host:port)")
+    batch.add_argument("--force", action="store_true", help="redo videos whose earlier run is complete")
+    batch.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    batch.add_argument("--config", type=Path, help="YAML file overlaid on configs/default.yaml")
+    batch.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    batch.add_argument("--no-video", action="store_true", help="do not write the annotated videos")
+    batch.add_argument("--no-progress", action="store_true", help="no progress bars")
+
     report = sub.add_parser("report", help="(re)build the HTML report of every run in an output folder")
     report.add_argument("outdir", type=Path, help="a folder written by `fallwatch run`")
 
@@ -107,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             return _models(args)
         if args.command == "eval":
             return _eval_falls(args)
+        if args.command == "batch":
+            return _batch(args)
         if args.command == "report":
             from fallwatch.report import report_names, write_report
 
@@ -174,6 +189,24 @@ def _run(args: argparse.Namespace) -> int:
     if result.status == "interrupted":
         return EXIT_INTERRUPTED
     return EXIT_OK if result.status == "complete" else EXIT_ERROR
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from fallwatch.batch import run_batch
+
+    overrides = [*args.overrides] + ([f"run.device={args.device}"] if args.device else [])
+    overrides += ["output.video=false"] if args.no_video else []
+    totals, rows = run_batch(args.inputs, args.output, args.config, overrides, args.workers, args.ray, args.force,
+                             not args.no_progress)
+    for r in rows:
+        if r["status"] in ("failed", "interrupted"):
+            print(f"fallwatch: {r['status']}: {r['source']}: {r['error']}", file=sys.stderr)
+    print(f"fallwatch: batch: {totals['complete']} complete, {totals['skipped']} skipped, {totals['failed']} failed, "
+          f"{totals['interrupted']} interrupted; {totals['frames']} frames in {totals['wall_s']:.1f} s "
+          f"({totals['mode']}) -> {args.output / 'batch.csv'}")
+    if totals["interrupted"]:
+        return EXIT_INTERRUPTED
+    return EXIT_ERROR if totals["failed"] else EXIT_OK
 
 
 def _models(args: argparse.Namespace) -> int:

@@ -126,6 +126,7 @@ class RunConfig:
     reconnect_attempts: int
     allow_download: bool
     progress: bool
+    threads: int
 
 
 @dataclass

@@ -96,6 +96,10 @@ class Pipeline:
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
+        if cfg.run.threads > 0:
+            import torch
+
+            torch.set_num_threads(cfg.run.threads)
         self.device = select_device(cfg.run.device)
         self.models: dict[str, ResolvedWeights] = {"detect": resolve(cfg.detect.model, cfg.run.allow_download)}
         self.detector = YoloDetector(cfg.detect, self.models["detect"], self.device)
@@ -108,7 +112,7 @@ class Pipeline:
         self.pose = None
         if cfg.pose.enabled:
             self.models["pose"] = resolve(cfg.pose.model, cfg.run.allow_download)
-            model = build_heatmap_model(cfg.pose, self.models["pose"].path, self.device)
+            model = build_heatmap_model(cfg.pose, self.models["pose"].path, self.device, cfg.run.threads)
             self.pose = PoseEstimator(cfg.pose, model)
         self.action_model = None
         if cfg.action.enabled:

@@ -22,14 +22,14 @@ from fallwatch.types import COCO_FLIP_INDEX, NUM_KEYPOINTS, Poses, Tracks
 FLIP_INDEX = np.array(COCO_FLIP_INDEX)
 
 
-def build_heatmap_model(cfg: PoseConfig, path: Path, device: str):
+def build_heatmap_model(cfg: PoseConfig, path: Path, device: str, threads: int = 0):
     backend = cfg.backend
     if backend == "auto":
         backend = "onnx" if path.suffix.lower() == ".onnx" else "hrnet"
     if backend == "onnx":
         from fallwatch.pose.onnx_heatmap import OnnxHeatmapModel
 
-        return OnnxHeatmapModel(path, device)
+        return OnnxHeatmapModel(path, device, threads)
     from fallwatch.pose.hrnet import HRNetHeatmapModel, HRNetSpec
 
     return HRNetHeatmapModel(path, HRNetSpec(width=cfg.hrnet_width), tuple(cfg.input_size), device)
