@@ -16,9 +16,10 @@ import json
 import os
 import re
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -106,6 +107,8 @@ def run_job(job: Job, config: str | None, overrides: tuple[str, ...]) -> dict:
     from fallwatch.pipeline import Pipeline
 
     t0 = time.perf_counter()
+    if _STOP is not None and _STOP.is_set():
+        return row(job, None, "not started", 0.0, "interrupted")
     try:
         key = (config, overrides)
         if key not in _PIPELINES:
@@ -121,10 +124,17 @@ def run_job(job: Job, config: str | None, overrides: tuple[str, ...]) -> dict:
         return row(job, None, message, time.perf_counter() - t0, "failed")
 
 
-def _init_worker(threads: int) -> None:
-    """Pool workers: idle ones ignore Ctrl-C (the parent turns it into SIGTERM for the busy ones, which
-    `Pipeline.run` ends cleanly as `interrupted`); thread pools sized before torch is imported."""
+_STOP = None  # set in pool workers: the parent's "stop" event
+
+
+def _init_worker(threads: int, stop) -> None:
+    """Pool workers ignore Ctrl-C and SIGTERM between runs: the parent handles Ctrl-C and sends SIGTERM, which
+    `Pipeline.run` turns into a clean `interrupted` end while a video is running; thread pools are sized before
+    torch is imported."""
+    global _STOP
+    _STOP = stop
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)
 
@@ -151,31 +161,38 @@ def row(job: Job, summary: dict | None, error: str | None, wall: float, status: 
 
 def run_local(jobs: list[Job], config: str | None, overrides: tuple[str, ...], workers: int,
               on_done: Callable[[dict], None]) -> list[dict]:
-    """The jobs on `workers` processes; Ctrl-C stops them (running videos end `interrupted`, the rest are not
-    started) and returns every row."""
+    """The jobs on `workers` processes; Ctrl-C or SIGTERM stops them (running videos end `interrupted`, the rest
+    are not started) and raises `BatchInterrupted` with every row."""
     threads = max(1, (os.cpu_count() or 1) // workers)
     overrides = (*overrides, f"run.threads={threads}")
+    context = get_context("spawn")
+    stop = context.Event()
     rows: dict[str, dict] = {}
-    executor = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                                   initargs=(threads,))
+    executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(threads, stop))
     futures: dict[Future, Job] = {executor.submit(run_job, job, config, overrides): job for job in jobs}
+    pending = set(futures)
     try:
-        for future in as_completed(futures):
-            rows[futures[future].name] = future.result()
-            on_done(rows[futures[future].name])
-    except KeyboardInterrupt:
-        for future in futures:
-            future.cancel()
-        for process in list(getattr(executor, "_processes", {}).values()):
-            if process.is_alive():
-                os.kill(process.pid, signal.SIGTERM)  # a busy worker's run ends cleanly, an idle one exits
-        for future, job in futures.items():
-            if job.name not in rows:
+        try:
+            while pending:
+                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                for future in done:
+                    rows[futures[future].name] = future.result()
+                    on_done(rows[futures[future].name])
+        except KeyboardInterrupt:
+            stop.set()  # jobs not yet started return `interrupted` at once
+            for future in pending:
+                future.cancel()
+            for process in list(getattr(executor, "_processes", {}).values()):  # the pool's worker processes
+                if process.is_alive():
+                    os.kill(process.pid, signal.SIGTERM)  # a run in progress ends cleanly; idle workers ignore it
+            for future in pending:
+                job = futures[future]
                 try:
-                    rows[job.name] = future.result(timeout=120)
-                except Exception:
-                    rows[job.name] = row(job, None, "interrupted before it finished", 0.0, "interrupted")
-        raise BatchInterrupted([rows[j.name] for j in jobs]) from None
+                    rows[job.name] = future.result(timeout=300) if not future.cancelled() else row(
+                        job, None, "not started", 0.0, "interrupted")
+                except Exception as exc:
+                    rows[job.name] = row(job, None, f"interrupted ({type(exc).__name__})", 0.0, "interrupted")
+            raise BatchInterrupted([rows[j.name] for j in jobs]) from None
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
     return [rows[j.name] for j in jobs]
@@ -293,6 +310,9 @@ def run_batch(inputs: list[str], outdir: Path, config: Path | None, overrides: l
 
     t0 = time.perf_counter()
     config_arg = str(config) if config else None
+    previous = signal.getsignal(signal.SIGTERM)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop is a Ctrl-C
     mode = f"ray {ray_address or 'local'}" if ray_address is not None else f"local pool of {workers}"
     try:
         if ray_address is not None:
@@ -304,9 +324,15 @@ def run_batch(inputs: list[str], outdir: Path, config: Path | None, overrides: l
     finally:
         for bar in bars:
             bar.close()
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous)
     rows.update({r["name"]: r for r in done})
     ordered = [rows[j.name] for j in jobs]
     return write_tables(outdir, ordered, time.perf_counter() - t0, mode), ordered
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _progress_bars(jobs: list[Job]) -> list:

@@ -6,6 +6,10 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -83,3 +87,30 @@ def test_no_inputs_or_no_ray_give_one_line(tmp_path):
                    env={"PYTHONPATH": str(fake.parent)})
     assert proc.returncode != 0 and 'pip install "fallwatch[cluster]"' in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_batch_keeps_finished_videos_and_marks_the_rest(tmp_path, sig):
+    """A short clip and a long one on two workers: stopped once the short one is done, the long one ends
+    `interrupted` with every finished frame kept, and the table says so."""
+    out = tmp_path / "out"
+    long_clip = DATA / "mot" / "PETS09-S2L1" / "vtest.avi"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fallwatch", "batch", str(CLIPS[0]), str(long_clip), "-o", str(out), "--workers", "2",
+         "--no-progress", "--no-video", "--set", "detect.imgsz=160"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    done, frames = out / CLIPS[0].stem / f"{CLIPS[0].stem}.summary.json", out / "vtest" / "vtest.frames.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (done.exists() and frames.exists() and
+                                           len(frames.read_text().splitlines()) >= 5):
+        time.sleep(0.5)
+    assert done.exists(), "the short clip did not finish in time"
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    rows = _table(out)
+    assert rows[CLIPS[0].stem]["status"] == "complete" and rows["vtest"]["status"] == "interrupted"
+    summary = json.loads((out / "vtest" / "vtest.summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    assert 5 <= len(frames.read_text().splitlines()) == summary["input"]["frames"] < 795
