@@ -7,6 +7,7 @@ Every user-fixable problem ends in one line on stderr and a non-zero exit, never
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -34,6 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-video", action="store_true", help="do not write the annotated video")
     run.add_argument("--mot", action="store_true", help="also write MOTChallenge tracks (<name>.mot.txt)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--alert-webhook", action="append", default=[], metavar="URL",
+                     help="POST each fall event's new / update / end message to URL (repeatable)")
+    run.add_argument("--alert-cmd", action="append", default=[], metavar="COMMAND",
+                     help="run COMMAND per message with the JSON on stdin (repeatable)")
+    run.add_argument("--alert-mqtt", action="append", default=[], metavar="mqtt://HOST:PORT/TOPIC",
+                     help="publish each message over MQTT (repeatable; needs paho-mqtt)")
 
     batch = sub.add_parser("batch", help="many videos: one run each into OUTDIR/<name>/, on a worker pool or Ray")
     batch.add_argument("inputs", nargs="+", help="video files, folders of videos, globs, URLs, or .txt lists of them")
@@ -169,6 +176,9 @@ def _run(args: argparse.Namespace) -> int:
         overrides.append("output.mot=true")
     if args.no_progress:
         overrides.append("run.progress=false")
+    for key, values in (("webhooks", args.alert_webhook), ("commands", args.alert_cmd), ("mqtt", args.alert_mqtt)):
+        if values:
+            overrides.append(f"alerts.{key}={json.dumps(values)}")
     if args.max_frames is not None and args.max_frames < 1:
         from fallwatch.config import ConfigError
 

@@ -130,6 +130,17 @@ class RunConfig:
 
 
 @dataclass
+class AlertConfig:
+    webhooks: list[str]
+    commands: list[str]
+    mqtt: list[str]
+    timeout_s: float
+    retries: int
+    backoff_s: float
+    queue_size: int
+
+
+@dataclass
 class Config:
     detect: DetectConfig
     track: TrackConfig
@@ -137,6 +148,7 @@ class Config:
     action: ActionConfig
     output: OutputConfig
     run: RunConfig
+    alerts: AlertConfig
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -27,6 +27,7 @@ from fallwatch.config import Config, ConfigError
 from fallwatch.detect import YoloDetector
 from fallwatch.device import select_device
 from fallwatch.errors import FallwatchError
+from fallwatch.io.alerts import AlertSink
 from fallwatch.io.sinks import EventSink, JsonlSink, MotSink, VideoSink, write_json_atomic
 from fallwatch.io.sources import FrameSource, ReaderSettings, SourceInfo, open_source
 from fallwatch.pose.estimator import PoseEstimator, build_heatmap_model
@@ -213,8 +214,9 @@ class Pipeline:
         if recognizer is not None and last is not None:  # the input ended: so did every open fall event
             closed = recognizer.finish(last.index, last.time)
             counts.add_events(closed)
-            if "events" in sinks:
-                sinks["events"].record(closed)
+            for key in ("alerts", "events"):
+                if key in sinks:
+                    sinks[key].record(closed)
         return counts.frames
 
     def _prepare_outputs(self, outdir: Path, info: SourceInfo) -> dict[str, Path]:
@@ -239,8 +241,13 @@ class Pipeline:
                 sinks["mot"] = MotSink(paths["mot"])
             if "report" in paths and info.is_live:
                 sinks["report"] = LiveReportSink(paths["report"].parent, info.name)
+            alerts = self.cfg.alerts
+            if alerts.webhooks or alerts.commands or alerts.mqtt:  # closed before the events file's last write
+                sinks["alerts"] = AlertSink(alerts, paths["events"].parent if "events" in paths else
+                                            next(iter(paths.values())).parent, info.name, info.spec)
             if "events" in paths:
-                sinks["events"] = EventSink(paths["events"], Path(info.spec).name, info.fps)
+                sinks["events"] = EventSink(paths["events"], Path(info.spec).name, info.fps,
+                                            sinks["alerts"].status if "alerts" in sinks else None)
             if "video" in paths:
                 sinks["video"] = VideoSink(
                     paths["video"],

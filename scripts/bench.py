@@ -12,6 +12,8 @@
         shipped student against MoveNet Thunder at 4 people in the same run.
     python scripts/bench.py report RUN_DIR --name NAME [--hours 1]
         the HTML report of a one-hour run (a real run's frames and events tiled): its size and build time.
+    python scripts/bench.py batch [--clips 20] [--max-frames 50] [--workers 2]
+        wall time of the same short clips: sequential `fallwatch run`s, `fallwatch batch`, `fallwatch batch --ray`.
     python scripts/bench.py students [--repeats 30]
         candidate student HRNets (random weights): parameters, MACs and forward ms per person at batch 4, CPU.
 """
@@ -346,6 +348,33 @@ def bench_report(args) -> dict:
     return result
 
 
+def bench_batch(args) -> dict:
+    """Wall time of the same short clips run one `fallwatch run` after another, by `fallwatch batch` on the local
+    pool, and by `fallwatch batch --ray` on a local Ray instance (each in fresh processes, outputs in a temp dir)."""
+    import csv as csv_module
+
+    folder = Path(args.data) / "videos" / "falls"
+    with open(folder / "labels.csv") as fh:
+        lengths = {row["file"]: int(row["frames"]) for row in csv_module.DictReader(fh)}
+    clips = sorted(sorted(lengths, key=lambda f: (lengths[f], f))[: args.clips])  # the shortest, by a fixed rule
+    videos = [str(folder / f) for f in clips]
+    common = ["--no-progress", "--set", f"run.max_frames={args.max_frames}"]
+    fw = [sys.executable, "-m", "fallwatch"]
+    results = {"clips": clips, "max_frames": args.max_frames, "workers": args.workers}
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        for i, video in enumerate(videos):
+            subprocess.run([*fw, "run", video, "-o", f"{tmp}/seq/{i}", *common], check=True, capture_output=True)
+        results["sequential_s"] = round(time.perf_counter() - t0, 1)
+        for mode, extra in (("pool", []), ("ray", ["--ray"])):
+            t0 = time.perf_counter()
+            subprocess.run([*fw, "batch", *videos, "-o", f"{tmp}/{mode}", "--workers", str(args.workers), *extra,
+                            *common], check=True, capture_output=True)
+            results[f"{mode}_s"] = round(time.perf_counter() - t0, 1)
+    print(json.dumps(results, indent=2))
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="fallwatch benchmarks")
     sub = parser.add_subparsers(dest="what", required=True)
@@ -382,6 +411,12 @@ def main() -> None:
     r.add_argument("--name", required=True, help="the run's name (its input's stem)")
     r.add_argument("--hours", type=float, default=1.0)
     r.add_argument("--out", type=Path)
+    b = sub.add_parser("batch")
+    b.add_argument("--data", default=str(HERE.parent.parent / "shared/data"))
+    b.add_argument("--clips", type=int, default=20)
+    b.add_argument("--max-frames", type=int, default=50)
+    b.add_argument("--workers", type=int, default=2)
+    b.add_argument("--out", type=Path)
     c = sub.add_parser("_child")
     c.add_argument("kind")
     c.add_argument("video")
@@ -401,7 +436,7 @@ def main() -> None:
         print(json.dumps(out))
         return
     benches = {"pipeline": bench_pipeline, "tracker": bench_tracker, "pose": bench_pose, "action": bench_action,
-               "students": bench_students, "gmc-noise": bench_gmc_noise, "report": bench_report}
+               "students": bench_students, "gmc-noise": bench_gmc_noise, "report": bench_report, "batch": bench_batch}
     report = benches[args.what](args)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

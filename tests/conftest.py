@@ -3,10 +3,14 @@ MOT sequence reused by many assertions (the expensive part of the suite)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -65,13 +69,46 @@ S3_FALL_19 = {"start": 29, "end": 48, "fps": 14.985}  # GMDCSA24 labels.csv: she
 LONG_LIE_S = 2.0  # the clip is 5.7 s long: a long lie this short is seen in it
 
 
+class _Receiver(BaseHTTPRequestHandler):
+    """A webhook receiver on loopback: records every POSTed JSON body; `delay` seconds before answering."""
+
+    received: list
+    delay = 0.0
+
+    def do_POST(self):  # noqa: N802 - the http.server API
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        time.sleep(self.delay)
+        self.received.append(json.loads(body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def webhook_receiver(delay: float = 0.0):
+    handler = type("Handler", (_Receiver,), {"received": [], "delay": delay})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/fall", handler.received
+    finally:
+        server.shutdown()
+
+
 @pytest.fixture(scope="session")
 def fall_run(tmp_path_factory, weights_dir) -> dict:
-    """`fallwatch run` on GMDCSA24 S3_Fall_19 (held out from training), with a long-lie alert after 2 s."""
+    """`fallwatch run` on GMDCSA24 S3_Fall_19 (held out from training), with a long-lie alert after 2 s, alerts to
+    a webhook and to a command."""
     out = tmp_path_factory.mktemp("fall")
     clip = DATA / "videos" / "gmdcsa24" / "videos" / "S3_Fall_19.mp4"
-    proc = run_cli("run", str(clip), "-o", str(out), "--no-progress", "--set", f"action.long_lie_s={LONG_LIE_S}")
+    piped = out / "alerts_from_command.jsonl"
+    with webhook_receiver() as (url, received):
+        proc = run_cli("run", str(clip), "-o", str(out), "--no-progress", "--set", f"action.long_lie_s={LONG_LIE_S}",
+                       "--alert-webhook", url, "--alert-cmd", f"cat >> {piped}; echo >> {piped}")
     assert proc.returncode == 0, proc.stderr
     return {"out": out, "events": json.loads((out / "S3_Fall_19.events.json").read_text())["events"],
             "lines": read_jsonl(out / "S3_Fall_19.frames.jsonl"), "video": out / "S3_Fall_19.mp4",
-            "report": out / "S3_Fall_19.report.html"}
+            "report": out / "S3_Fall_19.report.html", "webhook": list(received),
+            "command": read_jsonl(piped) if piped.exists() else []}

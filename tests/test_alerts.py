@@ -1,0 +1,87 @@
+"""Alerts reach someone: each fall event's new / update / end messages, under one event id, to a real webhook, a
+command and a real MQTT broker (Debian's mosquitto); dead and slow receivers never stall the run and their fate is
+recorded in events.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+from conftest import DATA, run_cli, webhook_receiver
+
+MOSQUITTO = shutil.which("mosquitto") or next((p for p in ("/usr/sbin/mosquitto",) if os.path.exists(p)), None)
+
+
+def test_webhook_and_command_get_the_event_lifecycle(fall_run):
+    (event,) = [e for e in fall_run["events"] if e["long_lie_time"] is not None]
+    for received in (fall_run["webhook"], fall_run["command"]):
+        mine = [m for m in received if m["event_id"] == event["event_id"]]
+        assert [m["type"] for m in mine] == ["new", "update", "end"]  # opened, long lie, end of input
+        assert mine[0]["id"] == event["id"] and mine[0]["alarm_time"] == event["alarm_time"]
+        assert mine[1]["long_lie_time"] == event["long_lie_time"] and mine[2]["end_reason"] == "end_of_input"
+        assert mine[0]["snapshot"] and os.path.getsize(mine[0]["snapshot"]) > 1000  # the alarm frame, saved
+    statuses = {(a["receiver"].split()[0], a["type"]): a["status"] for a in event["alerts"]}
+    assert set(statuses.values()) == {"delivered"} and len(statuses) == 6
+
+
+@pytest.fixture()
+def broker():
+    if MOSQUITTO is None:
+        if os.environ.get("CI"):
+            pytest.fail("mosquitto is installed by .ci/run")
+        pytest.skip("no mosquitto here (apt-get install mosquitto)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([MOSQUITTO, "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.1)
+    yield port
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_mqtt_dead_and_slow_receivers(broker, tmp_path):
+    import paho.mqtt.client as paho
+
+    received, subscribed = [], threading.Event()
+    sub = paho.Client(paho.CallbackAPIVersion.VERSION2)
+    sub.on_message = lambda client, data, msg: received.append(json.loads(msg.payload))
+    sub.on_subscribe = lambda *args: subscribed.set()
+    sub.connect("127.0.0.1", broker)
+    sub.subscribe("fallwatch/#", qos=1)
+    sub.loop_start()
+    assert subscribed.wait(10)
+    clip = DATA / "videos" / "gmdcsa24" / "videos" / "S3_Fall_19.mp4"
+    with webhook_receiver(delay=3.0) as (slow, _):
+        t0 = time.perf_counter()
+        proc = run_cli("run", str(clip), "-o", str(tmp_path), "--no-progress", "--no-video", "--max-frames", "60",
+                       "--alert-mqtt", f"mqtt://127.0.0.1:{broker}/fallwatch/events",
+                       "--alert-webhook", "http://127.0.0.1:9/dead",  # discard port: connection refused
+                       "--alert-webhook", slow, "--set", "alerts.timeout_s=1", "--set", "alerts.retries=1",
+                       "--set", "alerts.backoff_s=0.2")
+        took = time.perf_counter() - t0
+    sub.loop_stop()
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "S3_Fall_19.summary.json").read_text())
+    assert summary["timing_ms"]["write"] < 50  # the frame loop never waited for a receiver
+    assert took < summary["wall_s"] + 30  # closing waits one bounded retry cycle at most
+    (event,) = json.loads((tmp_path / "S3_Fall_19.events.json").read_text())["events"]
+    mqtt = [a for a in event["alerts"] if a["receiver"].startswith("mqtt")]
+    dead = [a for a in event["alerts"] if a["receiver"].endswith("/dead")]
+    slow_ = [a for a in event["alerts"] if a["receiver"].endswith("/fall")]
+    assert [a["type"] for a in mqtt] == ["new", "end"] and {a["status"] for a in mqtt} == {"delivered"}
+    assert {a["status"] for a in dead} == {"failed"} and {a["attempts"] for a in dead} == {2}
+    assert {a["status"] for a in slow_} <= {"failed", "pending"} and all("timed out" in (a["error"] or "") or
+                                                                        a["status"] == "pending" for a in slow_)
+    assert [m["type"] for m in received if m["event_id"] == event["event_id"]] == ["new", "end"]
