@@ -286,6 +286,8 @@ class Pipeline:
                 "frames": counts.frames,
                 "frames_declared": info.frame_count,
                 "frames_dropped": src.dropped,
+                "reconnects": src.stats.reconnects,
+                "stream_lost": src.stats.lost,
                 "fps": round(info.fps, 3),
                 "width": info.width,
                 "height": info.height,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import queue
 import re
 import threading
@@ -63,11 +64,21 @@ class ReaderSettings:
         return cls(**{name: getattr(run, name) for name in cls.__dataclass_fields__})
 
 
+@dataclass
+class StreamStats:
+    """What happened to a live stream: times it was reopened, and whether it was lost for good."""
+
+    reconnects: int = 0
+    lost: bool = False
+
+
 class FrameSource:
     """Iterate `Frame`s from a background reader; use as a context manager so the thread is always stopped."""
 
-    def __init__(self, info: SourceInfo, produce: Iterator[Frame], settings: ReaderSettings):
+    def __init__(self, info: SourceInfo, produce: Iterator[Frame], settings: ReaderSettings,
+                 stats: StreamStats | None = None):
         self.info = info
+        self.stats = stats or StreamStats()
         self._produce = produce
         live = info.is_live
         self._queue: queue.Queue = queue.Queue(maxsize=settings.live_queue_size if live else settings.queue_size)
@@ -227,8 +238,22 @@ def _image_frames(files: list[Path], fps: float) -> Iterator[Frame]:
         index += 1
 
 
+STREAM_TIMEOUT_MS = 5000  # opening or reading a network stream gives up after this (FFmpeg's own waits are long)
+
+
+def _capture(target):
+    """A webcam index as is; a URL through FFmpeg over TCP (no lost UDP packets, and a server that dies closes the
+    connection at once) with open and read timeouts, so a dead stream is noticed in seconds."""
+    if not isinstance(target, str):
+        return cv2.VideoCapture(target)
+    if target.lower().startswith("rtsp") and "OPENCV_FFMPEG_CAPTURE_OPTIONS" not in os.environ:
+        os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "rtsp_transport;tcp"
+    return cv2.VideoCapture(target, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS,
+                                                     cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS])
+
+
 def _open_capture(spec: str, target, kind: str, settings: ReaderSettings) -> FrameSource:
-    cap = cv2.VideoCapture(target)
+    cap = _capture(target)
     ok, first = (cap.read() if cap.isOpened() else (False, None))
     if not ok or first is None:
         cap.release()
@@ -237,7 +262,8 @@ def _open_capture(spec: str, target, kind: str, settings: ReaderSettings) -> Fra
     fps = _container_fps(cap, settings.folder_fps)
     name = f"webcam{spec}" if kind == "webcam" else _stream_name(spec)
     info = SourceInfo(spec, name, kind, fps, first.shape[1], first.shape[0], None, True)
-    return FrameSource(info, _live_frames(cap, target, first, kind, settings), settings)
+    stats = StreamStats()
+    return FrameSource(info, _live_frames(cap, target, first, kind, settings, stats), settings, stats)
 
 
 def _stream_name(url: str) -> str:
@@ -245,8 +271,10 @@ def _stream_name(url: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", tail)[-60:] or "stream"
 
 
-def _live_frames(cap, target, first: np.ndarray, kind: str, settings: ReaderSettings) -> Iterator[Frame]:
-    """Wall-clock timestamps; a network stream that stops delivering is reopened with exponential back-off."""
+def _live_frames(cap, target, first: np.ndarray, kind: str, settings: ReaderSettings,
+                 stats: StreamStats) -> Iterator[Frame]:
+    """Wall-clock timestamps; a network stream that stops delivering is reopened with exponential back-off (counted
+    in `stats`)."""
     t0 = time.monotonic()
     index, image = 0, first
     try:
@@ -263,7 +291,9 @@ def _live_frames(cap, target, first: np.ndarray, kind: str, settings: ReaderSett
             cap.release()
             cap = _reconnect(target, settings)
             if cap is None:
+                stats.lost = True
                 return
+            stats.reconnects += 1
     finally:
         if cap is not None:
             cap.release()
@@ -274,7 +304,7 @@ def _reconnect(target, settings: ReaderSettings):
     for attempt in range(1, settings.reconnect_attempts + 1):
         log.warning("stream %s dropped; reconnecting in %.1fs (attempt %d)", target, wait, attempt)
         time.sleep(wait)
-        cap = cv2.VideoCapture(target)
+        cap = _capture(target)
         if cap.isOpened():
             return cap
         cap.release()

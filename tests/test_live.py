@@ -1,0 +1,147 @@
+"""Real RTSP streams (GStreamer's RTSP server on loopback, `tests/rtsp_server.py`): a real frame of pedestrians held
+as a still scene, whose server is killed mid-stream and restarted - the run reconnects and the same people keep
+their ids; a real clip in a loop whose server never comes back - the run ends cleanly after the configured
+attempts with every finished frame kept."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+from conftest import DATA, ROOT, read_jsonl
+
+SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, with python3-gi and the GStreamer RTSP server bindings
+CLIP = DATA / "mot" / "TUD-Stadtmitte" / "TUD-Stadtmitte.mp4"  # real pedestrians, 640 x 480
+
+
+@pytest.fixture(scope="module")
+def still(tmp_path_factory) -> Path:
+    """A real frame of the clip, served as a still scene: after a restart the same people stand in the same places,
+    so a tracker that survives the reconnect must give them the same ids."""
+    cap = cv2.VideoCapture(str(CLIP))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 60)
+    ok, image = cap.read()
+    cap.release()
+    assert ok
+    path = tmp_path_factory.mktemp("still") / "tud_stadtmitte_60.png"
+    cv2.imwrite(str(path), image)
+    return path
+
+
+def _gst_available() -> bool:
+    probe = "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer"
+    return os.path.exists(SYSTEM_PYTHON) and subprocess.run([SYSTEM_PYTHON, "-c", probe],
+                                                             capture_output=True).returncode == 0
+
+
+@contextlib.contextmanager
+def _serve(served: Path):
+    """GStreamer's RTSP server on a free loopback port; `start()` (re)starts it, every start is killed at the end."""
+    if not _gst_available():
+        if os.environ.get("CI"):
+            pytest.fail("GStreamer's RTSP server is installed by .ci/run")
+        pytest.skip("no GStreamer RTSP server here (apt-get install gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = []
+
+    def start():
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+        proc = subprocess.Popen([SYSTEM_PYTHON, str(ROOT / "tests" / "rtsp_server.py"), str(served), str(port)],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+        assert proc.stdout.readline().startswith("ready"), "the RTSP server did not start"
+        procs.append(proc)
+        return proc
+
+    start()
+    try:
+        yield {"url": f"rtsp://127.0.0.1:{port}/live", "start": start, "procs": procs}
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait(10)
+
+
+@pytest.fixture()
+def clip_server():
+    with _serve(CLIP) as server:
+        yield server
+
+
+@pytest.fixture()
+def still_server(still):
+    with _serve(still) as server:
+        yield server
+
+
+def _run(url: str, out: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "fallwatch", "run", url, "-o", str(out), "--no-progress",
+                             "--no-video", "--set", "detect.imgsz=320", *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+
+
+def _wait_for_lines(path: Path, n: int, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if path.exists() and len(path.read_text().splitlines()) >= n:
+            return
+        time.sleep(0.2)
+    pytest.fail(f"fewer than {n} frames in {path} after {timeout} s")
+
+
+def test_stream_survives_a_server_restart(still_server, tmp_path):
+    server = still_server
+    out = tmp_path / "out"
+    proc = _run(server["url"], out, "--max-frames", "80", "--set", "run.reconnect_initial_s=0.5")
+    jsonl = None
+    deadline = time.time() + 120
+    while jsonl is None and time.time() < deadline:
+        found = list(out.glob("*.frames.jsonl")) if out.exists() else []
+        jsonl = found[0] if found else None
+        time.sleep(0.2)
+    assert jsonl is not None
+    _wait_for_lines(jsonl, 25)
+    server["procs"][-1].kill()  # the camera goes away mid-stream...
+    server["procs"][-1].wait(10)
+    time.sleep(2.0)
+    server["start"]()  # ...and comes back
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    summary = json.loads(next(out.glob("*.summary.json")).read_text())
+    assert summary["status"] == "complete" and summary["input"]["kind"] == "stream"
+    assert summary["input"]["reconnects"] >= 1 and not summary["input"]["stream_lost"]
+    lines = read_jsonl(jsonl)
+    indices = [d["frame"] for d in lines]
+    assert len(lines) == 80 and indices == sorted(set(indices))  # live: stale frames are dropped, order kept
+    # every frame read before the last one processed and not processed itself was dropped, and counted
+    assert summary["input"]["frames_dropped"] >= indices[-1] + 1 - len(lines) > 0
+    before = {p["id"] for d in lines[5:20] for p in d["persons"]}
+    after = {p["id"] for d in lines[-10:] for p in d["persons"]}
+    assert len(before) >= 3 and len(before & after) >= 0.8 * len(before), (before, after)  # the same people
+
+
+def test_a_server_that_never_comes_back_ends_the_run_cleanly(clip_server, tmp_path):
+    server = clip_server
+    out = tmp_path / "out"
+    proc = _run(server["url"], out, "--set", "run.reconnect_attempts=2", "--set", "run.reconnect_initial_s=0.2")
+    deadline = time.time() + 120
+    while not list(out.glob("*.frames.jsonl")) and time.time() < deadline:
+        time.sleep(0.2)
+    jsonl = next(out.glob("*.frames.jsonl"))
+    _wait_for_lines(jsonl, 10)
+    server["procs"][-1].kill()
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    summary = json.loads(next(out.glob("*.summary.json")).read_text())
+    assert summary["status"] == "complete" and summary["input"]["stream_lost"]
+    assert summary["input"]["frames"] == len(read_jsonl(jsonl)) >= 10
+    assert "did not come back" in stderr
