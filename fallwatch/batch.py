@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from fallwatch.errors import FallwatchError
+from fallwatch.io.sources import redact
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv", ".webm", ".ts", ".flv"}
 LIST_SUFFIXES = {".txt", ".list", ".lst"}
@@ -73,8 +74,9 @@ def plan(sources: list[str], outdir: Path) -> list[Job]:
     """One job per source; its folder is named after the source's stem (made unique with _2, _3, ...)."""
     jobs, used = [], set()
     for source in sources:
+        shown = re.sub(r"^[^/@]*@", "", source.split("://", 1)[1]) if _URL.match(source) else source
         stem = re.sub(r"[^\w.-]+", "_", Path(source.rstrip("/")).stem if not _URL.match(source) else
-                      source.split("://", 1)[1]).strip("_") or "input"
+                      shown.split("?")[0]).strip("_") or "input"
         name, n = stem, 1
         while name in used:
             n += 1
@@ -91,7 +93,7 @@ def finished(job: Job) -> dict | None:
             summary = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        if summary.get("status") == "complete" and summary.get("input", {}).get("path") == job.source:
+        if summary.get("status") == "complete" and summary.get("input", {}).get("path") == redact(job.source):
             return summary
     return None
 
@@ -141,9 +143,9 @@ def _init_worker(threads: int, stop) -> None:
 
 def row(job: Job, summary: dict | None, error: str | None, wall: float, status: str | None = None) -> dict:
     """One line of batch.csv / batch.json, from the run's own summary and events."""
-    out = {"name": job.name, "source": job.source, "status": status or "failed", "frames": 0, "duration_s": None,
-           "people": None, "events": None, "event_times": [], "throughput_fps": None, "wall_s": round(wall, 2),
-           "error": error}
+    out = {"name": job.name, "source": redact(job.source), "status": status or "failed", "frames": 0,
+           "duration_s": None, "people": None, "events": None, "event_times": [], "throughput_fps": None,
+           "wall_s": round(wall, 2), "error": error}
     if summary is not None:
         info, counts = summary["input"], summary["counts"]
         events_path = summary.get("outputs", {}).get("events")

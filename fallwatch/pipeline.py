@@ -29,7 +29,7 @@ from fallwatch.device import select_device
 from fallwatch.errors import FallwatchError
 from fallwatch.io.alerts import AlertSink
 from fallwatch.io.sinks import EventSink, JsonlSink, MotSink, VideoSink, write_json_atomic
-from fallwatch.io.sources import FrameSource, ReaderSettings, SourceInfo, open_source
+from fallwatch.io.sources import FrameSource, ReaderSettings, SourceInfo, open_source, redact
 from fallwatch.pose.estimator import PoseEstimator, build_heatmap_model
 from fallwatch.report import LiveReportSink, write_report
 from fallwatch.track import build_tracker
@@ -303,7 +303,7 @@ class Pipeline:
             "throughput_fps": round(counts.frames / wall, 3) if wall > 0 else None,
             "wall_s": round(wall, 3),
             "counts": counts.as_dict(),
-            "config": self.cfg.to_dict(),
+            "config": _shown_config(self.cfg),
             "versions": _versions(),
             "started_at": started.isoformat(timespec="seconds"),
             "ended_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -339,6 +339,14 @@ class _Counts:
             "tracks": len(self.ids),
             "events": len(self.events),
         }
+
+
+def _shown_config(cfg: Config) -> dict[str, Any]:
+    """The effective config as the summary records it: receiver URLs with their secrets masked."""
+    tree = cfg.to_dict()
+    for key in ("webhooks", "mqtt"):
+        tree["alerts"][key] = [redact(url) for url in tree["alerts"][key]]
+    return tree
 
 
 def _report(outdir: Path, name: str) -> None:

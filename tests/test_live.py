@@ -130,9 +130,12 @@ def test_stream_survives_a_server_restart(still_server, tmp_path):
 
 
 def test_a_server_that_never_comes_back_ends_the_run_cleanly(clip_server, tmp_path):
+    """Also: the camera's password (and a webhook token) appear in no output, log line or message."""
     server = clip_server
     out = tmp_path / "out"
-    proc = _run(server["url"], out, "--set", "run.reconnect_attempts=2", "--set", "run.reconnect_initial_s=0.2")
+    url = server["url"].replace("rtsp://", "rtsp://viewer:S3cretPass@")
+    proc = _run(url, out, "--set", "run.reconnect_attempts=2", "--set", "run.reconnect_initial_s=0.2",
+                "--alert-webhook", "http://127.0.0.1:9/hook?token=T0kenValue")
     deadline = time.time() + 120
     while not list(out.glob("*.frames.jsonl")) and time.time() < deadline:
         time.sleep(0.2)
@@ -144,4 +147,8 @@ def test_a_server_that_never_comes_back_ends_the_run_cleanly(clip_server, tmp_pa
     summary = json.loads(next(out.glob("*.summary.json")).read_text())
     assert summary["status"] == "complete" and summary["input"]["stream_lost"]
     assert summary["input"]["frames"] == len(read_jsonl(jsonl)) >= 10
-    assert "did not come back" in stderr
+    assert "did not come back" in stderr and "viewer:***@" in stderr
+    assert summary["input"]["path"] == url.replace("S3cretPass", "***")
+    written = "".join(p.read_text(errors="replace") for p in out.iterdir() if p.suffix in {".json", ".jsonl", ".html"})
+    for secret in ("S3cretPass", "T0kenValue"):
+        assert secret not in stdout + stderr + written + "".join(p.name for p in out.iterdir())

@@ -54,3 +54,13 @@ def test_close_mid_stream_stops_the_reader():
     next(it)
     src.close()
     assert not src._thread.is_alive()
+
+
+def test_credentials_are_masked_wherever_a_url_is_shown():
+    from fallwatch.io.sources import _stream_name, redact
+
+    assert redact("rtsp://admin:hunter2@10.0.0.5:554/stream1") == "rtsp://admin:***@10.0.0.5:554/stream1"
+    assert redact("https://hooks.example/x?token=abc&room=3") == "https://hooks.example/x?token=***&room=3"
+    assert redact("http://h/p?sig=1&a=b&apikey=zz") == "http://h/p?sig=***&a=b&apikey=***"
+    assert redact("rtsp://cam.local/live") == "rtsp://cam.local/live" and redact("/videos/a.mp4") == "/videos/a.mp4"
+    assert "hunter2" not in _stream_name("rtsp://admin:hunter2@10.0.0.5:554/stream1")

@@ -26,6 +26,7 @@ import cv2
 
 from fallwatch.config import AlertConfig, ConfigError
 from fallwatch.io.sinks import event_dict
+from fallwatch.io.sources import redact
 from fallwatch.types import FallEvent, Frame, FrameResult
 
 
@@ -130,9 +131,9 @@ class AlertSink:
 
     def __init__(self, cfg: AlertConfig, outdir: Path, name: str, source: str):
         self.cfg, self.outdir, self.name, self.source = cfg, outdir, name, source
-        self.receivers = [Receiver(f"webhook {u}", webhook(u, cfg.timeout_s), cfg) for u in cfg.webhooks]
+        self.receivers = [Receiver(f"webhook {redact(u)}", webhook(u, cfg.timeout_s), cfg) for u in cfg.webhooks]
         self.receivers += [Receiver(f"command {c}", command(c, cfg.timeout_s), cfg) for c in cfg.commands]
-        self.receivers += [Receiver(f"mqtt {u}", mqtt(u, cfg.timeout_s), cfg) for u in cfg.mqtt]
+        self.receivers += [Receiver(f"mqtt {redact(u)}", mqtt(u, cfg.timeout_s), cfg) for u in cfg.mqtt]
         self._deliveries: dict[int, list[Delivery]] = {}
         self._snapshots: dict[int, str] = {}
 

@@ -253,6 +253,7 @@ def _capture(target):
 
 
 def _open_capture(spec: str, target, kind: str, settings: ReaderSettings) -> FrameSource:
+    spec = redact(spec)  # what is shown and recorded; `target` alone keeps the credentials
     cap = _capture(target)
     ok, first = (cap.read() if cap.isOpened() else (False, None))
     if not ok or first is None:
@@ -266,7 +267,30 @@ def _open_capture(spec: str, target, kind: str, settings: ReaderSettings) -> Fra
     return FrameSource(info, _live_frames(cap, target, first, kind, settings, stats), settings, stats)
 
 
+_SECRET_PARAMS = re.compile(r"(token|key|pass|pwd|secret|auth|sig|signature|credential)", re.I)
+
+
+def redact(url: str) -> str:
+    """A URL safe to show: the password of `user:password@` and the values of secret-looking query parameters
+    (token, key, password, secret, auth, signature, ...) become `***`. Anything that is not a URL is returned as is.
+    Camera URLs carry credentials; only the capture itself ever sees the real one."""
+    if not re.match(r"^[a-z][a-z0-9+.-]*://", url, re.I):
+        return url
+    scheme, rest = url.split("://", 1)
+    netloc, slash, tail = rest.partition("/")
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:***@{host}" if ":" in userinfo else f"***@{host}"
+    path, question, query = tail.partition("?")
+    if question:
+        query = "&".join(f"{k}=***" if sep and _SECRET_PARAMS.search(k) else f"{k}{sep}{v}"
+                         for k, sep, v in (item.partition("=") for item in query.split("&")))
+    return f"{scheme}://{netloc}{slash}{path}{question}{query}"
+
+
 def _stream_name(url: str) -> str:
+    url = re.sub(r"^([a-z]+://)[^/@]*@", r"\1", url, flags=re.I)  # never the user or password in a file name
     tail = re.sub(r"^[a-z]+://", "", url, flags=re.I).split("?")[0].rstrip("/")
     return re.sub(r"[^A-Za-z0-9._-]+", "_", tail)[-60:] or "stream"
 
@@ -302,12 +326,12 @@ def _live_frames(cap, target, first: np.ndarray, kind: str, settings: ReaderSett
 def _reconnect(target, settings: ReaderSettings):
     wait = settings.reconnect_initial_s
     for attempt in range(1, settings.reconnect_attempts + 1):
-        log.warning("stream %s dropped; reconnecting in %.1fs (attempt %d)", target, wait, attempt)
+        log.warning("stream %s dropped; reconnecting in %.1fs (attempt %d)", redact(str(target)), wait, attempt)
         time.sleep(wait)
         cap = _capture(target)
         if cap.isOpened():
             return cap
         cap.release()
         wait = min(wait * 2, settings.reconnect_max_s)
-    log.error("stream %s did not come back after %d attempts", target, settings.reconnect_attempts)
+    log.error("stream %s did not come back after %d attempts", redact(str(target)), settings.reconnect_attempts)
     return None
