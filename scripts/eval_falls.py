@@ -59,7 +59,8 @@ def _faller_summary(follow: list[dict]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--skeletons", type=Path, default=Path("runs/skeletons"))
+    parser.add_argument("--skeletons", type=Path, nargs="+", default=[Path("runs/skeletons")],
+                        help="extraction folder(s); several are scored together")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--out", type=Path)
     parser.add_argument("--data", type=Path, default=Path("../shared/data"),
@@ -77,7 +78,8 @@ def main() -> None:
     bilstm = _bilstm()
     sizes = None
     follow = []
-    for clip, data in extracted_clips(args.skeletons, args.clips, tuple(args.splits)):
+    clips = [item for folder in args.skeletons for item in extracted_clips(folder, args.clips, tuple(args.splits))]
+    for clip, data in clips:
         if "width" not in data:  # extracted before the frame size was recorded: read it from the video
             sizes = sizes or {c.name: c for split in shared_clips(args.data).values() for c in split}
             data["width"], data["height"] = frame_size(sizes[clip["name"]])

@@ -117,6 +117,7 @@ def main() -> None:
     parser.add_argument("--detections", type=Path, help="detector output cache (written once, then read)")
     parser.add_argument("--clips", nargs="*", help="only these clips (names) of the chosen splits")
     parser.add_argument("--no-falls", action="store_true", help="only the clips without a fall")
+    parser.add_argument("--resume", action="store_true", help="keep the clips already extracted into --out")
     parser.add_argument("--splits", nargs="*", help="only these splits (train, test, fall_free; train_new, test_new)")
     parser.add_argument("--degrade-height", type=float, help="with --reuse-tracks: pose on frames blurred so that "
                         "the median person is this many pixels tall")
@@ -140,7 +141,12 @@ def main() -> None:
             if (args.clips and clip.name not in args.clips) or (args.no_falls and clip.is_fall):
                 continue
             t0 = time.perf_counter()
-            if args.reuse_tracks:
+            done = args.out / f"{clip.name}.npz"
+            if args.resume and done.is_file():  # extracted by an earlier, interrupted run of the same command
+                with np.load(done) as z:
+                    info = {"name": clip.name, "frames": int(z["frames"]), "fps": float(z["fps"]),
+                            "persons": int(len(z["id"]))}
+            elif args.reuse_tracks:
                 info = repose(pipeline, clip, args.reuse_tracks, args.out, args.degrade_height)
             else:
                 info = extract(pipeline, clip, args.out, cache)
@@ -149,7 +155,14 @@ def main() -> None:
             manifest["splits"][split].append(info)
             took = time.perf_counter() - t0
             print(f"{split:9s} {clip.name:18s} {info['frames']:4d} frames {took:6.1f} s", flush=True)
-    (args.out / "clips.json").write_text(json.dumps(manifest, indent=2) + "\n")
+            _write_manifest(args.out, manifest)  # after every clip: an interrupted extraction keeps what it did
+    _write_manifest(args.out, manifest)
+
+
+def _write_manifest(out: Path, manifest: dict) -> None:
+    tmp = out / "clips.json.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    tmp.replace(out / "clips.json")
 
 
 if __name__ == "__main__":

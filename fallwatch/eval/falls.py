@@ -92,7 +92,7 @@ def extracted_clips(folder: Path, names: list[str] | None = None,
     manifest = json.loads((folder / "clips.json").read_text())
     if names:
         every = {c["name"]: c for split in manifest["splits"].values() for c in split}
-        entries = [every[name] for name in names]
+        entries = [every[name] for name in names if name in every]  # the others may be in another folder
     else:
         entries = [c for split in splits for c in manifest["splits"].get(split, [])]
     return [(c, dict(np.load(folder / f"{c['name']}.npz"))) for c in entries]
