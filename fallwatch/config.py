@@ -112,6 +112,9 @@ class OutputConfig:
     draw_scores: bool
     line_width: int
     report: bool
+    clips: bool
+    clip_pre_s: float
+    clip_post_s: float
 
 
 @dataclass

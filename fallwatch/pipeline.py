@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import platform
 import signal
 import sys
@@ -28,6 +29,7 @@ from fallwatch.detect import YoloDetector
 from fallwatch.device import select_device
 from fallwatch.errors import FallwatchError
 from fallwatch.io.alerts import AlertSink
+from fallwatch.io.evidence import EvidenceSink
 from fallwatch.io.sinks import EventSink, JsonlSink, MotSink, VideoSink, write_json_atomic
 from fallwatch.io.sources import FrameSource, ReaderSettings, SourceInfo, open_source, redact
 from fallwatch.pose.estimator import PoseEstimator, build_heatmap_model
@@ -241,22 +243,20 @@ class Pipeline:
                 sinks["mot"] = MotSink(paths["mot"])
             if "report" in paths and info.is_live:
                 sinks["report"] = LiveReportSink(paths["report"].parent, info.name)
+            # evidence and alerts close before the events file's last write, which records what they did
+            draw = functools.partial(annotate, line_width=out.line_width, draw_scores=out.draw_scores)
+            if out.clips and self.action_model is not None:
+                sinks["evidence"] = EvidenceSink(next(iter(paths.values())).parent, info.name, info.fps,
+                                                 out.clip_pre_s, out.clip_post_s, out.video_codec, draw)
             alerts = self.cfg.alerts
-            if alerts.webhooks or alerts.commands or alerts.mqtt:  # closed before the events file's last write
-                sinks["alerts"] = AlertSink(alerts, paths["events"].parent if "events" in paths else
-                                            next(iter(paths.values())).parent, info.name, info.spec)
+            if alerts.webhooks or alerts.commands or alerts.mqtt:
+                sinks["alerts"] = AlertSink(alerts, info.spec, sinks.get("evidence"))
             if "events" in paths:
                 sinks["events"] = EventSink(paths["events"], Path(info.spec).name, info.fps,
-                                            sinks["alerts"].status if "alerts" in sinks else None)
+                                            _event_extras(sinks.get("evidence"), sinks.get("alerts")))
             if "video" in paths:
-                sinks["video"] = VideoSink(
-                    paths["video"],
-                    info.fps,
-                    (info.width, info.height),
-                    out.video_codec,
-                    lambda image, result: annotate(image, result, out.line_width, out.draw_scores),
-                    self.cfg.run.queue_size,
-                )
+                sinks["video"] = VideoSink(paths["video"], info.fps, (info.width, info.height), out.video_codec, draw,
+                                           self.cfg.run.queue_size)
         except OSError as exc:
             _close_all(sinks.values())
             raise OutputError(f"cannot write outputs in {next(iter(paths.values())).parent}: {exc}") from None
@@ -339,6 +339,18 @@ class _Counts:
             "tracks": len(self.ids),
             "events": len(self.events),
         }
+
+
+def _event_extras(evidence, alerts):
+    """event_id -> what events.json adds to an event: its snapshot and clip, what became of its alerts."""
+    if evidence is None and alerts is None:
+        return None
+
+    def extra(event_id: int) -> dict[str, Any]:
+        out = evidence.evidence(event_id) if evidence is not None else {}
+        return {**out, "alerts": alerts.status(event_id)} if alerts is not None else out
+
+    return extra
 
 
 def _shown_config(cfg: Config) -> dict[str, Any]:

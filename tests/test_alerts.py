@@ -13,7 +13,7 @@ import threading
 import time
 
 import pytest
-from conftest import DATA, run_cli, webhook_receiver
+from conftest import DATA, read_jsonl, run_cli, webhook_receiver
 
 MOSQUITTO = shutil.which("mosquitto") or next((p for p in ("/usr/sbin/mosquitto",) if os.path.exists(p)), None)
 
@@ -69,7 +69,7 @@ def test_mqtt_dead_and_slow_receivers(broker, tmp_path):
                        "--alert-mqtt", f"mqtt://127.0.0.1:{broker}/fallwatch/events",
                        "--alert-webhook", "http://127.0.0.1:9/dead",  # discard port: connection refused
                        "--alert-webhook", slow, "--set", "alerts.timeout_s=1", "--set", "alerts.retries=1",
-                       "--set", "alerts.backoff_s=0.2")
+                       "--set", "alerts.backoff_s=0.2", "--set", "output.clip_pre_s=1", "--set", "output.clip_post_s=1")
         took = time.perf_counter() - t0
     sub.loop_stop()
     assert proc.returncode == 0, proc.stderr
@@ -85,3 +85,8 @@ def test_mqtt_dead_and_slow_receivers(broker, tmp_path):
     assert {a["status"] for a in slow_} <= {"failed", "pending"} and all("timed out" in (a["error"] or "") or
                                                                         a["status"] == "pending" for a in slow_)
     assert [m["type"] for m in received if m["event_id"] == event["event_id"]] == ["new", "end"]
+    # the event's clip: 1 s (15 frames at 14.985 fps) before the alarm to the first frame 1 s after it
+    lines = read_jsonl(tmp_path / "S3_Fall_19.frames.jsonl")
+    end = next(d["frame"] for d in lines if d["time"] >= event["alarm_time"] + 1.0)
+    assert (event["clip_start_frame"], event["clip_end_frame"]) == (event["alarm_frame"] - 14, end)
+    assert received[0]["clip"] == event["clip"] and received[0]["snapshot"] == event["snapshot"]

@@ -156,3 +156,20 @@ def test_long_lie_is_a_second_alert(fall_run):
     flagged = [d["frame"] for d in fall_run["lines"]
                if any(p.get("event_id") == event["event_id"] and p["long_lie"] for p in d["persons"])]
     assert flagged and min(flagged) == event["long_lie_frame"] and max(flagged) == 85
+
+
+def test_every_fall_leaves_a_snapshot_and_a_clip(fall_run):
+    """The alarm frame as JPEG, and an annotated clip from 5 s before the alarm (here: the clip's start) to 5 s after
+    it (here: the input's end, 3.3 s later), with exactly the frames it says."""
+    event = fall_run["events"][0]
+    snapshot = cv2.imread(event["snapshot"])
+    assert snapshot is not None and snapshot.shape == (480, 640, 3)
+    assert event["clip_start_frame"] == 0 and event["clip_end_frame"] == 85 and event["clip_frames"] == 86
+    cap = cv2.VideoCapture(event["clip"])
+    frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, event["alarm_frame"])
+    ok, alarm = cap.read()
+    cap.release()
+    assert frames == 86 and ok
+    banner = alarm[: max(28, alarm.shape[0] // 14)]
+    assert banner[..., 2].mean() > 150 and banner[..., 0].mean() < 120  # the clip shows the alarm as it was raised

@@ -5,8 +5,7 @@ commands (JSON on stdin) and MQTT topics, under one event id, the way Frigate NV
 Every receiver has its own background sender with a bounded queue, a timeout per attempt and retries with
 doubling back-off, so a slow or dead receiver never stalls the frame loop; what became of every message
 (`delivered`, `failed`, `dropped` when the queue was full, `pending` when the run ended first) is recorded per event
-in `events.json`. The alarm frame is saved as `<name>.event<ID>.jpg` beside the outputs, and its path travels in
-the message.
+in `events.json`. The paths of the event's snapshot and clip (`fallwatch.io.evidence`) travel in the message.
 """
 
 from __future__ import annotations
@@ -20,9 +19,6 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
-
-import cv2
 
 from fallwatch.config import AlertConfig, ConfigError
 from fallwatch.io.sinks import event_dict
@@ -129,18 +125,17 @@ class AlertSink:
     """Turns the events of each frame into messages for every receiver; `status(event_id)` is what the events
     file records."""
 
-    def __init__(self, cfg: AlertConfig, outdir: Path, name: str, source: str):
-        self.cfg, self.outdir, self.name, self.source = cfg, outdir, name, source
+    def __init__(self, cfg: AlertConfig, source: str, evidence=None):
+        self.cfg, self.source, self.evidence = cfg, source, evidence  # evidence: where the snapshot and clip go
         self.receivers = [Receiver(f"webhook {redact(u)}", webhook(u, cfg.timeout_s), cfg) for u in cfg.webhooks]
         self.receivers += [Receiver(f"command {c}", command(c, cfg.timeout_s), cfg) for c in cfg.commands]
         self.receivers += [Receiver(f"mqtt {redact(u)}", mqtt(u, cfg.timeout_s), cfg) for u in cfg.mqtt]
         self._deliveries: dict[int, list[Delivery]] = {}
-        self._snapshots: dict[int, str] = {}
 
     def write(self, frame: Frame, result: FrameResult) -> None:
-        self.record(result.events, frame)
+        self.record(result.events)
 
-    def record(self, events: list[FallEvent] | tuple[FallEvent, ...], frame: Frame | None = None) -> None:
+    def record(self, events: list[FallEvent] | tuple[FallEvent, ...]) -> None:
         for event in events:
             if event.end_frame is not None:
                 kind = "end"
@@ -148,8 +143,6 @@ class AlertSink:
                 kind = "update"
             else:
                 kind = "new"
-                if frame is not None:
-                    self._snapshots[event.event_id] = self._snapshot(frame, event)
             body = json.dumps(self.message(kind, event)).encode()
             for receiver in self.receivers:
                 delivery = Delivery(receiver.name, kind)
@@ -157,16 +150,12 @@ class AlertSink:
                 receiver.offer(body, delivery)
 
     def message(self, kind: str, event: FallEvent) -> dict:
-        """The event as events.json has it, with the message type, the source and the snapshot path."""
+        """The event as events.json has it, with the message type, the source and where its snapshot and clip are
+        written (the clip within `output.clip_post_s` of the alarm)."""
+        evidence = self.evidence
         return {"type": kind, "source": self.source, **event_dict(event),
-                "snapshot": self._snapshots.get(event.event_id), "clip": None}
-
-    def _snapshot(self, frame: Frame, event: FallEvent) -> str | None:
-        path = self.outdir / f"{self.name}.event{event.event_id}.jpg"
-        image = frame.image.copy()
-        x1, y1, x2, y2 = (int(round(v)) for v in event.box_at_start)
-        cv2.rectangle(image, (x1, y1), (x2, y2), (0, 0, 255), 2)
-        return str(path) if cv2.imwrite(str(path), image) else None
+                "snapshot": str(evidence.snapshot_path(event.event_id)) if evidence else None,
+                "clip": str(evidence.clip_path(event.event_id)) if evidence else None}
 
     def status(self, event_id: int) -> list[dict]:
         return [asdict(d) for d in self._deliveries.get(event_id, [])]

@@ -75,7 +75,7 @@ def _held(person: HeldPerson) -> dict[str, Any]:
     return out
 
 
-def event_dict(event: FallEvent, alerts: list[dict] | None = None) -> dict[str, Any]:
+def event_dict(event: FallEvent, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     down_s = None
     if event.end_time is not None and event.down_since is not None:
         down_s = _r(max(0.0, event.end_time - event.down_since), 3)
@@ -96,7 +96,7 @@ def event_dict(event: FallEvent, alerts: list[dict] | None = None) -> dict[str, 
         "long_lie_frame": event.long_lie_frame,
         "long_lie_time": None if event.long_lie_time is None else _r(event.long_lie_time, 3),
         "end_reason": event.end_reason,
-        **({"alerts": alerts} if alerts is not None else {}),
+        **(extra or {}),
     }
 
 
@@ -144,9 +144,9 @@ class EventSink:
     """`events.json`: rewritten whenever an event opens, changes (a new track id, a long lie) or closes, and once
     at the end; open events have `end_frame: null`."""
 
-    def __init__(self, path: Path, source: str, fps: float, alerts: Callable[[int], list[dict]] | None = None):
+    def __init__(self, path: Path, source: str, fps: float, extra: Callable[[int], dict] | None = None):
         self.path = path
-        self._alerts = alerts  # event_id -> what became of its alert messages, when alerts are on
+        self._extra = extra  # event_id -> more fields: the evidence files, what became of the alert messages
         self._head = {"source": source, "fps": _r(fps, 3)}
         self._events: dict[int, FallEvent] = {}
         self._dump()
@@ -167,7 +167,7 @@ class EventSink:
     def _dump(self) -> None:
         events = sorted(self._events.values(), key=lambda e: (e.alarm_frame, e.event_id))
         write_json_atomic(self.path, {**self._head, "events": [
-            event_dict(e, self._alerts(e.event_id) if self._alerts else None) for e in events]})
+            event_dict(e, self._extra(e.event_id) if self._extra else None) for e in events]})
 
     def close(self) -> None:
         self._dump()
