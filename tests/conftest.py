@@ -87,9 +87,9 @@ class _Receiver(BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def webhook_receiver(delay: float = 0.0):
+def webhook_receiver(delay: float = 0.0, port: int = 0):
     handler = type("Handler", (_Receiver,), {"received": [], "delay": delay})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_port}/fall", handler.received

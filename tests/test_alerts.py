@@ -51,7 +51,15 @@ def broker():
     proc.wait(10)
 
 
-def test_mqtt_dead_and_slow_receivers(broker, tmp_path):
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_mqtt_dead_slow_and_late_receivers(broker, tmp_path):
+    """Four receivers on one run: MQTT (a real broker), a dead webhook, a slow one (answers after the timeout) and
+    one that is down when the fall is detected and comes up a second later - it gets every message once."""
     import paho.mqtt.client as paho
 
     received, subscribed = [], threading.Event()
@@ -63,14 +71,31 @@ def test_mqtt_dead_and_slow_receivers(broker, tmp_path):
     sub.loop_start()
     assert subscribed.wait(10)
     clip = DATA / "videos" / "gmdcsa24" / "videos" / "S3_Fall_19.mp4"
+    late_port, late = _free_port(), {}
+
+    def come_up_after_the_alarm():
+        snapshot = tmp_path / "S3_Fall_19.event1.jpg"
+        while not snapshot.exists():
+            time.sleep(0.05)
+        time.sleep(1.0)
+        with webhook_receiver(port=late_port) as (_, received):
+            late["received"] = received
+            while not late.get("stop"):
+                time.sleep(0.1)
+
+    waiter = threading.Thread(target=come_up_after_the_alarm, daemon=True)
+    waiter.start()
     with webhook_receiver(delay=3.0) as (slow, _):
         t0 = time.perf_counter()
         proc = run_cli("run", str(clip), "-o", str(tmp_path), "--no-progress", "--no-video", "--max-frames", "60",
                        "--alert-mqtt", f"mqtt://127.0.0.1:{broker}/fallwatch/events",
                        "--alert-webhook", "http://127.0.0.1:9/dead",  # discard port: connection refused
-                       "--alert-webhook", slow, "--set", "alerts.timeout_s=1", "--set", "alerts.retries=1",
-                       "--set", "alerts.backoff_s=0.2", "--set", "output.clip_pre_s=1", "--set", "output.clip_post_s=1")
+                       "--alert-webhook", slow, "--alert-webhook", f"http://127.0.0.1:{late_port}/late",
+                       "--set", "alerts.timeout_s=1", "--set", "alerts.retries=3", "--set", "alerts.backoff_s=0.5",
+                       "--set", "output.clip_pre_s=1", "--set", "output.clip_post_s=1")
         took = time.perf_counter() - t0
+    late["stop"] = True
+    waiter.join(10)
     sub.loop_stop()
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((tmp_path / "S3_Fall_19.summary.json").read_text())
@@ -81,7 +106,11 @@ def test_mqtt_dead_and_slow_receivers(broker, tmp_path):
     dead = [a for a in event["alerts"] if a["receiver"].endswith("/dead")]
     slow_ = [a for a in event["alerts"] if a["receiver"].endswith("/fall")]
     assert [a["type"] for a in mqtt] == ["new", "end"] and {a["status"] for a in mqtt} == {"delivered"}
-    assert {a["status"] for a in dead} == {"failed"} and {a["attempts"] for a in dead} == {2}
+    assert {a["status"] for a in dead} == {"failed"} and {a["attempts"] for a in dead} == {4}
+    came_back = [a for a in event["alerts"] if a["receiver"].endswith("/late")]
+    assert [(a["type"], a["status"]) for a in came_back] == [("new", "delivered"), ("end", "delivered")]
+    assert came_back[0]["attempts"] >= 2  # it was down when the alarm was raised
+    assert [m["type"] for m in late["received"]] == ["new", "end"]  # each message once
     assert {a["status"] for a in slow_} <= {"failed", "pending"} and all("timed out" in (a["error"] or "") or
                                                                         a["status"] == "pending" for a in slow_)
     assert [m["type"] for m in received if m["event_id"] == event["event_id"]] == ["new", "end"]
