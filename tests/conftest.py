@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -67,6 +68,21 @@ def tud_run(tmp_path_factory, weights_dir) -> dict:
 
 S3_FALL_19 = {"start": 29, "end": 48, "fps": 14.985}  # GMDCSA24 labels.csv: she falls and stays down
 LONG_LIE_S = 2.0  # the clip is 5.7 s long: a long lie this short is seen in it
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now (for a server the test starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def needs(available: bool, what: str) -> None:
+    """A Debian package a test uses: .ci/run installs it, so in CI its absence fails; elsewhere the test skips."""
+    if not available:
+        if os.environ.get("CI"):
+            pytest.fail(f"{what} is missing, but .ci/run installs it")
+        pytest.skip(f"{what} is not installed here (.ci/run installs it)")
 
 
 class _Receiver(BaseHTTPRequestHandler):

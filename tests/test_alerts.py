@@ -13,7 +13,7 @@ import threading
 import time
 
 import pytest
-from conftest import DATA, read_jsonl, run_cli, webhook_receiver
+from conftest import DATA, free_port, needs, read_jsonl, run_cli, webhook_receiver
 
 MOSQUITTO = shutil.which("mosquitto") or next((p for p in ("/usr/sbin/mosquitto",) if os.path.exists(p)), None)
 
@@ -32,13 +32,8 @@ def test_webhook_and_command_get_the_event_lifecycle(fall_run):
 
 @pytest.fixture()
 def broker():
-    if MOSQUITTO is None:
-        if os.environ.get("CI"):
-            pytest.fail("mosquitto is installed by .ci/run")
-        pytest.skip("no mosquitto here (apt-get install mosquitto)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    needs(MOSQUITTO is not None, "mosquitto (the MQTT broker)")
+    port = free_port()
     proc = subprocess.Popen([MOSQUITTO, "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 10
     while time.time() < deadline:
@@ -49,12 +44,6 @@ def broker():
     yield port
     proc.terminate()
     proc.wait(10)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_mqtt_dead_slow_and_late_receivers(broker, tmp_path):
@@ -71,7 +60,7 @@ def test_mqtt_dead_slow_and_late_receivers(broker, tmp_path):
     sub.loop_start()
     assert subscribed.wait(10)
     clip = DATA / "videos" / "gmdcsa24" / "videos" / "S3_Fall_19.mp4"
-    late_port, late = _free_port(), {}
+    late_port, late = free_port(), {}
 
     def come_up_after_the_alarm():
         snapshot = tmp_path / "S3_Fall_19.event1.jpg"

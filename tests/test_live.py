@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import cv2
 import pytest
-from conftest import DATA, ROOT, read_jsonl
+from conftest import DATA, ROOT, free_port, needs, read_jsonl
 
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, with python3-gi and the GStreamer RTSP server bindings
 CLIP = DATA / "mot" / "TUD-Stadtmitte" / "TUD-Stadtmitte.mp4"  # real pedestrians, 640 x 480
@@ -45,13 +44,8 @@ def _gst_available() -> bool:
 @contextlib.contextmanager
 def _serve(served: Path):
     """GStreamer's RTSP server on a free loopback port; `start()` (re)starts it, every start is killed at the end."""
-    if not _gst_available():
-        if os.environ.get("CI"):
-            pytest.fail("GStreamer's RTSP server is installed by .ci/run")
-        pytest.skip("no GStreamer RTSP server here (apt-get install gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    needs(_gst_available(), "GStreamer's RTSP server (gstreamer1.0-rtsp, gir1.2-gst-rtsp-server-1.0, python3-gi)")
+    port = free_port()
     procs = []
 
     def start():

@@ -22,6 +22,8 @@ def test_report_is_written_self_contained_and_small(fall_run):
     assert "<script" not in html and "http://" not in html and "https://" not in html
     assert html.count("class='card event-card'") == len(fall_run["events"]) >= 1
     assert "data:image/jpeg;base64," in html  # the snapshot of the alarm frame, inline
+    for event in fall_run["events"]:  # a link to each event's clip, a file beside the report
+        assert f"href='{event['clip'].rsplit('/', 1)[-1]}'" in html
 
 
 def test_report_command_rebuilds_the_same_page(fall_run, tmp_path):

@@ -184,6 +184,8 @@ def _cards(events: list[dict], snapshots: dict[int, str]) -> str:
                         f"<td>{lasted}</td><td>{e['peak_prob']:.2f}</td></tr>")
             continue
         image = f"<img src='{shot}' alt='frame {e['alarm_frame']}'>" if shot else ""
+        if e.get("clip"):  # the event's clip beside the report (output.clips)
+            facts += f"<br><a class='clip' href='{escape(Path(e['clip']).name)}'>the fall, as a clip</a>"
         cards.append(f"<div class='card event-card' data-event='{e['event_id']}'>{image}<div class='facts'>"
                      f"<h3>Fall of person #{e['id']}</h3>{facts}</div></div>")
     html = f"<div class='cards'>{''.join(cards)}</div>"
