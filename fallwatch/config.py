@@ -32,6 +32,7 @@ class DetectConfig:
     iou: float
     max_det: int
     half: bool
+    runtime: Literal["auto", "openvino", "torch", "predict"]
 
 
 @dataclass
@@ -65,6 +66,8 @@ class PoseConfig:
     enabled: bool
     model: str
     backend: Literal["auto", "onnx", "hrnet"]
+    small_model: str | None
+    small_max_px: float
     hrnet_width: int
     input_size: list[int]
     padding: float
@@ -115,6 +118,9 @@ class OutputConfig:
     clips: bool
     clip_pre_s: float
     clip_post_s: float
+    rotate: Literal["never", "live", "always"]
+    rotate_s: float | None
+    rotate_mb: float | None
 
 
 @dataclass
@@ -130,6 +136,7 @@ class RunConfig:
     allow_download: bool
     progress: bool
     threads: int
+    overlap: bool
 
 
 @dataclass

@@ -16,6 +16,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from fallwatch.device import select_device
 from fallwatch.errors import FallwatchError
 from fallwatch.io.alerts import AlertSink
 from fallwatch.io.evidence import EvidenceSink
+from fallwatch.io.rotation import Segmenter
 from fallwatch.io.sinks import EventSink, JsonlSink, MotSink, VideoSink, write_json_atomic
 from fallwatch.io.sources import FrameSource, ReaderSettings, SourceInfo, open_source, redact
 from fallwatch.pose.estimator import PoseEstimator, build_heatmap_model
@@ -62,6 +64,29 @@ class StageTimer:
 
     def mean_ms(self) -> dict[str, float]:
         return {k: round(1000 * v / max(self.calls[k], 1), 3) for k, v in self.total.items()}
+
+
+class LatencyStats:
+    """Capture-to-result latency of a live run in 1 ms bins up to a minute: constant memory for a week-long run."""
+
+    BINS = 60_000
+
+    def __init__(self) -> None:
+        self.counts = np.zeros(self.BINS + 1, np.int64)  # the last bin holds everything slower
+        self.worst = 0.0
+
+    def add(self, seconds: float) -> None:
+        ms = max(0.0, seconds * 1000)
+        self.counts[min(int(ms), self.BINS)] += 1
+        self.worst = max(self.worst, ms)
+
+    def summary(self) -> dict[str, float] | None:
+        total = int(self.counts.sum())
+        if total == 0:
+            return None
+        cumulative = np.cumsum(self.counts)
+        quantile = {q: float(np.searchsorted(cumulative, q * total)) + 0.5 for q in (0.5, 0.95)}
+        return {"p50": quantile[0.5], "p95": quantile[0.95], "max": round(self.worst, 1), "frames": total}
 
 
 @dataclass
@@ -105,7 +130,7 @@ class Pipeline:
             torch.set_num_threads(cfg.run.threads)
         self.device = select_device(cfg.run.device)
         self.models: dict[str, ResolvedWeights] = {"detect": resolve(cfg.detect.model, cfg.run.allow_download)}
-        self.detector = YoloDetector(cfg.detect, self.models["detect"], self.device)
+        self.detector = YoloDetector(cfg.detect, self.models["detect"], self.device, cfg.run.threads)
         if cfg.track.enabled and cfg.track.with_reid:
             raise ConfigError(
                 "track.with_reid: the CLI has no appearance embedder yet; use BoT-SORT without it, or pass an "
@@ -116,7 +141,11 @@ class Pipeline:
         if cfg.pose.enabled:
             self.models["pose"] = resolve(cfg.pose.model, cfg.run.allow_download)
             model = build_heatmap_model(cfg.pose, self.models["pose"].path, self.device, cfg.run.threads)
-            self.pose = PoseEstimator(cfg.pose, model)
+            small = None
+            if cfg.pose.small_model:
+                self.models["pose_small"] = resolve(cfg.pose.small_model, cfg.run.allow_download)
+                small = build_heatmap_model(cfg.pose, self.models["pose_small"].path, self.device, cfg.run.threads)
+            self.pose = PoseEstimator(cfg.pose, model, small)
         self.action_model = None
         if cfg.action.enabled:
             if not (cfg.track.enabled and cfg.pose.enabled):
@@ -166,13 +195,14 @@ class Pipeline:
             tracker = self.tracker_factory(src.info.fps) if self.tracker_factory else None
             recognizer = self.new_recognizer()
             sinks = self._open_sinks(paths, src.info)
+            segmenter = self._segmenter(outdir, paths, src.info)
             started, t0 = dt.datetime.now(dt.timezone.utc), time.perf_counter()
             status, error, frames, counts = "complete", None, 0, _Counts()
             signals = _SignalGuard()
             signals.terminate_as_interrupt()
             bar = self._progress(src.info, max_frames, progress)
             try:
-                frames = self._loop(src, tracker, recognizer, sinks, max_frames, counts, bar)
+                frames = self._loop(src, tracker, recognizer, sinks, segmenter, max_frames, counts, bar)
             except KeyboardInterrupt:
                 status = "interrupted"
             except Exception as exc:
@@ -189,6 +219,8 @@ class Pipeline:
                         status, error = "failed", close_error
                     wall = time.perf_counter() - t0
                     summary = self._summary(src, paths, status, error, counts, started, wall, sinks.get("video"))
+                    if segmenter is not None:
+                        summary["segments"] = segmenter.segments
                     if "summary" in paths:
                         write_json_atomic(paths["summary"], summary)
                     if "report" in paths:
@@ -197,19 +229,21 @@ class Pipeline:
                     signals.restore()
         return RunResult(status, frames, outdir, {k: str(v) for k, v in paths.items()}, summary)
 
-    def _loop(self, src: FrameSource, tracker, recognizer, sinks: dict, max_frames: int | None, counts, bar) -> int:
-        frames_iter = iter(src)
+    def _loop(self, src: FrameSource, tracker, recognizer, sinks: dict, segmenter: Segmenter | None,
+              max_frames: int | None, counts, bar) -> int:
+        if src.info.width and src.info.height:
+            self.detector.prepare(src.info.width, src.info.height)  # compile now, not inside the first frame
         last = None
-        while max_frames is None or counts.frames < max_frames:
-            with self.timer("read"):
-                frame = next(frames_iter, None)
-            if frame is None:
-                break
-            result = self.process(frame, tracker, recognizer)
+        for frame, detections in self._detected(iter(src), max_frames):
+            result = self.process(frame, tracker, recognizer, detections)
             with self.timer("write"):
+                if segmenter is not None:
+                    segmenter.before_write(frame.index, frame.time, sinks)
                 for sink in sinks.values():
                     sink.write(frame, result)
             counts.add(result)
+            if src.info.is_live:
+                counts.latency.add(time.monotonic() - frame.captured)
             last = frame
             if bar is not None:
                 bar.update(1)
@@ -220,6 +254,34 @@ class Pipeline:
                 if key in sinks:
                     sinks[key].record(closed)
         return counts.frames
+
+    def _detected(self, frames: Iterator[Frame], max_frames: int | None) -> Iterator[tuple[Frame, Detections]]:
+        """Frames with their detections, in order. With run.overlap, a second thread reads and detects frame t+1
+        while the caller takes frame t through the later stages (the detector keeps no state, so the results are
+        those of the plain loop); nothing waits on a frame that has not arrived, so a live source gains no latency."""
+        read = 0
+
+        def read_and_detect() -> tuple[Frame, Detections] | None:
+            nonlocal read
+            if max_frames is not None and read >= max_frames:
+                return None
+            with self.timer("read"):
+                frame = next(frames, None)
+            if frame is None:
+                return None
+            read += 1
+            with self.timer("detect"):
+                return frame, self.detector(frame.image)
+
+        if not self.cfg.run.overlap:
+            while (item := read_and_detect()) is not None:
+                yield item
+            return
+        with ThreadPoolExecutor(1, thread_name_prefix="fallwatch-detect") as pool:
+            ahead = pool.submit(read_and_detect)
+            while (item := ahead.result()) is not None:
+                ahead = pool.submit(read_and_detect)
+                yield item
 
     def _prepare_outputs(self, outdir: Path, info: SourceInfo) -> dict[str, Path]:
         try:
@@ -232,6 +294,16 @@ class Pipeline:
         if info.kind == "file" and any(p.resolve() == Path(info.spec).resolve() for p in paths.values()):
             raise OutputError(f"output would overwrite the input {info.spec}: choose another -o folder")
         return paths
+
+    def _segmenter(self, outdir: Path, paths: dict[str, Path], info: SourceInfo) -> Segmenter | None:
+        out = self.cfg.output
+        if out.rotate == "never" or (out.rotate == "live" and not info.is_live):
+            return None
+        if out.rotate_s is None and out.rotate_mb is None:
+            return None
+        max_bytes = None if out.rotate_mb is None else int(out.rotate_mb * 1e6)
+        return Segmenter(info.name, lambda stem: output_paths(outdir, stem, self.cfg), out.rotate_s, max_bytes,
+                         paths)
 
     def _open_sinks(self, paths: dict[str, Path], info: SourceInfo) -> dict[str, Any]:
         out = self.cfg.output
@@ -301,6 +373,7 @@ class Pipeline:
             },
             "timing_ms": timing,
             "throughput_fps": round(counts.frames / wall, 3) if wall > 0 else None,
+            "latency_ms": counts.latency.summary(),  # live sources: frame decoded -> results written
             "wall_s": round(wall, 3),
             "counts": counts.as_dict(),
             "config": _shown_config(self.cfg),
@@ -317,6 +390,7 @@ class _Counts:
     persons: int = 0
     ids: set = field(default_factory=set)
     events: set = field(default_factory=set)
+    latency: LatencyStats = field(default_factory=LatencyStats)
 
     def add(self, result: FrameResult) -> None:
         self.frames += 1

@@ -7,6 +7,7 @@ swapped, tested and replayed on its own.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from time import monotonic
 
 import numpy as np
 
@@ -36,11 +37,13 @@ def _f32(a, shape_tail: tuple[int, ...]) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Frame:
-    """One decoded frame. `time` is seconds from the source's own timestamps (index / fps as a fallback)."""
+    """One decoded frame. `time` is seconds from the source's own timestamps (index / fps as a fallback);
+    `captured` is the monotonic clock when it was decoded (a live run's latency is measured from it)."""
 
     index: int
     time: float
     image: np.ndarray  # H x W x 3 uint8, BGR
+    captured: float = field(default_factory=monotonic, compare=False)
 
     @property
     def size(self) -> tuple[int, int]:

@@ -3,6 +3,11 @@
     python scripts/bench.py pipeline VIDEO [--imgsz 640] [--device cpu] [--repeats 2]
         fallwatch with only the detector stage (JSONL on, video off) against plain ultralytics predict on the same
         video, model, image size and device, alternating A/B runs in fresh subprocesses; per-stage ms and the ratio.
+    python scripts/bench.py e2e VIDEO [--repeats 3] [--variant NAME=KEY=VALUE,KEY=VALUE ...]
+        the whole default pipeline (detect + track + pose + fall, default outputs) against plain ultralytics predict
+        with the same yolov8n.pt in torch at the same input size, on the same frames, alternating A/B in fresh
+        subprocesses; frames per second of each, the ratio, per-stage ms; each --variant is one more pipeline
+        setting measured in the same rounds (the first run of each fills the detector cache and is not timed).
     python scripts/bench.py tracker [--tracks 30] [--frames 600]
         tracker update cost on one CPU core (no GMC), and GMC's cost per 1280x720 frame.
     python scripts/bench.py action [--frames 300]
@@ -61,7 +66,8 @@ def _fallwatch_run(video: str, imgsz: int, device: str, extra: list[str]) -> dic
         t0 = time.perf_counter()
         result = pipeline.run(video, Path(out))
         wall = time.perf_counter() - t0
-    return {"frames": result.frames, "wall_s": wall, "timing_ms": result.summary["timing_ms"]}
+    return {"frames": result.frames, "wall_s": wall, "timing_ms": result.summary["timing_ms"],
+            "persons": result.summary["counts"]["persons"]}
 
 
 def _child(kind: str, args) -> dict:
@@ -96,6 +102,43 @@ def bench_pipeline(args) -> dict:
         "fallwatch_stage_ms": stage,
         "ratio_fallwatch_over_ultralytics": round(fw / ul, 3),
     }
+    print(json.dumps(report, indent=2))
+    return report
+
+
+def _variant_child(video: str, imgsz: int, device: str, overrides: list[str]) -> dict:
+    cmd = [sys.executable, __file__, "_child", "e2e", video, "--imgsz", str(imgsz), "--device", device]
+    for item in overrides:
+        cmd += ["--set", item]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bench_e2e(args) -> dict:
+    variants = {"default": []}
+    for spec in args.variant or []:
+        name, _, sets = spec.partition("=")
+        variants[name] = [item for item in sets.split(",") if item]
+    for overrides in variants.values():  # warm-up: converts and caches the detector graph; not timed
+        _variant_child(args.video, args.imgsz, args.device, [*overrides, "run.max_frames=2"])
+    runs: dict[str, list[dict]] = {"ultralytics predict (torch, detection only)": [], **{k: [] for k in variants}}
+    for _ in range(args.repeats):
+        runs["ultralytics predict (torch, detection only)"].append(_child("ultralytics", args))
+        for name, overrides in variants.items():
+            runs[name].append(_variant_child(args.video, args.imgsz, args.device, overrides))
+    frames = runs["default"][0]["frames"]
+    report = {"video": args.video, "frames": frames, "imgsz": args.imgsz, "device": args.device,
+              "cpu_count": os.cpu_count(), "repeats": args.repeats, "variants": variants, "results": {}}
+    reference = statistics.median(r["wall_s"] for r in runs["ultralytics predict (torch, detection only)"])
+    for name, results in runs.items():
+        wall = statistics.median(r["wall_s"] for r in results)
+        entry = {"wall_s": [round(r["wall_s"], 2) for r in results], "fps": round(frames / wall, 2),
+                 "ratio_to_ultralytics": round(wall / reference, 3)}
+        if "timing_ms" in results[0]:
+            entry["stage_ms"] = {k: round(statistics.median(r["timing_ms"][k] for r in results), 1)
+                                 for k in results[0]["timing_ms"]}
+            entry["persons_per_frame"] = round(results[0]["persons"] / frames, 2)
+        report["results"][name] = entry
     print(json.dumps(report, indent=2))
     return report
 
@@ -385,6 +428,14 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--set", action="append", help="extra fallwatch config overrides")
     p.add_argument("--out", type=Path)
+    e = sub.add_parser("e2e")
+    e.add_argument("video")
+    e.add_argument("--imgsz", type=int, default=640)
+    e.add_argument("--device", default="cpu")
+    e.add_argument("--repeats", type=int, default=3)
+    e.add_argument("--variant", action="append", help="NAME=KEY=VALUE,KEY=VALUE: another pipeline setting")
+    e.add_argument("--set", action="append", help=argparse.SUPPRESS)
+    e.add_argument("--out", type=Path)
     t = sub.add_parser("tracker")
     t.add_argument("--tracks", type=int, default=30)
     t.add_argument("--frames", type=int, default=600)
@@ -430,13 +481,16 @@ def main() -> None:
         det = load_config().detect
         if args.kind == "ultralytics":
             out = _ultralytics_predict(args.video, args.imgsz, args.device, det.conf, det.iou)
+        elif args.kind == "e2e":
+            out = _fallwatch_run(args.video, args.imgsz, args.device, args.set or [])
         else:
             extra = ["track.enabled=false", "pose.enabled=false", "output.video=false", *(args.set or [])]
             out = _fallwatch_run(args.video, args.imgsz, args.device, extra)
         print(json.dumps(out))
         return
-    benches = {"pipeline": bench_pipeline, "tracker": bench_tracker, "pose": bench_pose, "action": bench_action,
-               "students": bench_students, "gmc-noise": bench_gmc_noise, "report": bench_report, "batch": bench_batch}
+    benches = {"pipeline": bench_pipeline, "e2e": bench_e2e, "tracker": bench_tracker, "pose": bench_pose,
+               "action": bench_action, "students": bench_students, "gmc-noise": bench_gmc_noise,
+               "report": bench_report, "batch": bench_batch}
     report = benches[args.what](args)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

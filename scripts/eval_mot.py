@@ -2,6 +2,11 @@
 
     pip install -e ".[eval]"   # py-motmetrics (MOTA, IDF1, ID switches) and TrackEval (HOTA)
     python scripts/eval_mot.py --data ../shared/data/mot --out docs/figures/mot.json
+    python scripts/eval_mot.py --pipeline-tracks runs/skeletons runs/speed/skel_ov_thunder
+
+`--pipeline-tracks DIR...` scores instead what the whole pipeline tracked — our own detector, not the public
+detections — in extractions written by scripts/extract_skeletons.py (their TUD-Campus, TUD-Stadtmitte and
+PETS09-S2L1 clips): MOTA / IDF1 per extraction, pooled over the three sequences, to compare pipeline settings.
 
 Every tracker gets the same SORT (Faster R-CNN) detections from det/det.txt and the same thresholds (the presets
 configs/trackers/bytetrack.yaml / botsort.yaml, which equal ultralytics' own; one extra row shows fallwatch's
@@ -158,6 +163,32 @@ def evaluate(data: Path, sequences=SEQUENCES) -> dict:
     return results
 
 
+def evaluate_pipeline_tracks(data: Path, extractions: list[Path]) -> dict:
+    """MOTA / IDF1 of the tracks stored in each extraction (video frame i is MOT frame i + 1)."""
+    mh = mm.metrics.create()
+    results = {}
+    for folder in extractions:
+        accs, names = [], []
+        for seq in VIDEOS:
+            clip = folder / f"{seq}.npz"
+            if not clip.is_file():
+                continue
+            gt = read_mot(data / seq / "gt" / "gt.txt")
+            with np.load(clip) as z:
+                frame, ids, boxes, n = z["frame"], z["id"], z["box"].astype(np.float64), int(z["frames"])
+            acc = mm.MOTAccumulator(auto_id=True)
+            for index in range(n):
+                g = gt.get(index + 1, np.zeros((0, 6)))
+                rows = frame == index
+                iou = iou_matrix(g[:, 1:5], boxes[rows])
+                acc.update(g[:, 0].astype(int).tolist(), ids[rows].astype(int).tolist(), _iou_distance(iou))
+            accs.append(acc)
+            names.append(seq)
+        summary = mh.compute_many(accs, names=names, metrics=METRICS, generate_overall=True)
+        results[str(folder)] = {row: {k: float(summary.loc[row, k]) for k in METRICS} for row in summary.index}
+    return results
+
+
 def to_markdown(results: dict) -> str:
     rows = [
         "| tracker | sequence | MOTA | IDF1 | HOTA | ID sw. | FP | FN | MT | ms/frame |",
@@ -182,9 +213,18 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/data/mot"))
     parser.add_argument("--out", type=Path, help="write the metrics as JSON here")
     parser.add_argument("--sequences", nargs="*", default=list(SEQUENCES))
+    parser.add_argument("--pipeline-tracks", type=Path, nargs="+", help="score these extractions' own tracks")
     args = parser.parse_args()
-    results = evaluate(args.data, args.sequences)
-    print(to_markdown(results))
+    if args.pipeline_tracks:
+        results = evaluate_pipeline_tracks(args.data, args.pipeline_tracks)
+        print("| extraction | sequence | MOTA | IDF1 | ID sw. | FP | FN |\n|---|---|---:|---:|---:|---:|---:|")
+        for name, per_seq in results.items():
+            for seq, m in per_seq.items():
+                print(f"| {name} | {seq} | {100 * m['mota']:.2f} | {100 * m['idf1']:.2f} | "
+                      f"{int(m['num_switches'])} | {int(m['num_false_positives'])} | {int(m['num_misses'])} |")
+    else:
+        results = evaluate(args.data, args.sequences)
+        print(to_markdown(results))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n")

@@ -100,29 +100,41 @@ def event_dict(event: FallEvent, extra: dict[str, Any] | None = None) -> dict[st
     }
 
 
-class JsonlSink:
-    """One JSON object per frame, flushed as soon as the frame is done."""
+class _LineFile:
+    """A text file written line by line and flushed each time; `rotate` closes it and continues in another."""
 
     def __init__(self, path: Path):
+        self._open(path)
+
+    def _open(self, path: Path) -> None:
         self.path = path
         self._fh = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self.bytes_written = 0
 
-    def write(self, frame: Frame, result: FrameResult) -> None:
-        line = {"frame": result.index, "time": _r(result.time, 3), "persons": persons_of(result)}
-        self._fh.write(json.dumps(line, separators=(",", ":"), allow_nan=False) + "\n")
+    def _write(self, text: str) -> None:
+        self._fh.write(text)
         self._fh.flush()
+        self.bytes_written += len(text)  # the lines are ASCII (json.dumps escapes the rest)
+
+    def rotate(self, path: Path) -> None:
+        self.close()
+        self._open(path)
 
     def close(self) -> None:
         if not self._fh.closed:
             self._fh.close()
 
 
-class MotSink:
-    """MOTChallenge rows `frame,id,left,top,width,height,conf,-1,-1,-1` with 1-based frames (tracked runs only)."""
+class JsonlSink(_LineFile):
+    """One JSON object per frame, flushed as soon as the frame is done."""
 
-    def __init__(self, path: Path):
-        self.path = path
-        self._fh = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+    def write(self, frame: Frame, result: FrameResult) -> None:
+        line = {"frame": result.index, "time": _r(result.time, 3), "persons": persons_of(result)}
+        self._write(json.dumps(line, separators=(",", ":"), allow_nan=False) + "\n")
+
+
+class MotSink(_LineFile):
+    """MOTChallenge rows `frame,id,left,top,width,height,conf,-1,-1,-1` with 1-based frames (tracked runs only)."""
 
     def write(self, frame: Frame, result: FrameResult) -> None:
         tracks = result.tracks
@@ -132,12 +144,7 @@ class MotSink:
         for tid, (x1, y1, x2, y2), s in zip(tracks.ids, tracks.boxes, tracks.scores, strict=True):
             w, h = x2 - x1, y2 - y1
             rows.append(f"{result.index + 1},{int(tid)},{x1:.2f},{y1:.2f},{w:.2f},{h:.2f},{s:.3f},-1,-1,-1\n")
-        self._fh.write("".join(rows))
-        self._fh.flush()
-
-    def close(self) -> None:
-        if not self._fh.closed:
-            self._fh.close()
+        self._write("".join(rows))
 
 
 class EventSink:
@@ -187,15 +194,28 @@ class VideoSink:
     ):
         self.path = path
         self.size = size
+        self.fps = fps
+        self.codec = codec
         self._annotate = annotate
-        self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, size)
-        if not self._writer.isOpened():
-            raise OSError(f"cannot open a {codec} video writer for {path}")
+        self._writer = self._open(path)
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._error: BaseException | None = None
         self.frames_written = 0
         self._thread = threading.Thread(target=self._run, name="fallwatch-writer", daemon=True)
         self._thread.start()
+
+    def _open(self, path: Path):
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*self.codec), self.fps, self.size)
+        if not writer.isOpened():
+            raise OSError(f"cannot open a {self.codec} video writer for {path}")
+        return writer
+
+    def rotate(self, path: Path) -> None:
+        """Frames written after this go to `path`; the current file is closed (playable) by the writer thread."""
+        if self._error is not None:
+            raise self._error
+        self.path = path
+        self._queue.put(path)
 
     def _run(self) -> None:
         while True:
@@ -205,6 +225,10 @@ class VideoSink:
             if self._error is not None:
                 continue
             try:
+                if isinstance(item, Path):
+                    self._writer.release()
+                    self._writer = self._open(item)
+                    continue
                 image, result = item
                 canvas = self._annotate(image.copy(), result)
                 if (canvas.shape[1], canvas.shape[0]) != self.size:

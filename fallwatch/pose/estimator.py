@@ -38,13 +38,12 @@ def build_heatmap_model(cfg: PoseConfig, path: Path, device: str, threads: int =
 class PoseEstimator:
     """`estimator(image BGR, tracks, time) -> Poses` aligned with `tracks`."""
 
-    def __init__(self, cfg: PoseConfig, model):
+    def __init__(self, cfg: PoseConfig, model, small_model=None):
         if cfg.batch < 1:
             raise FallwatchError("pose.batch must be at least 1")
         self.cfg = cfg
         self.model = model
-        w, h = model.input_size
-        self.aspect = w / h
+        self.small_model = small_model  # for people whose crop is at most pose.small_max_px tall (cheaper)
         self.smoother = None
         if cfg.smoothing:
             self.smoother = KeypointSmoother(cfg.one_euro_min_cutoff, cfg.one_euro_beta, cfg.one_euro_d_cutoff)
@@ -63,26 +62,38 @@ class PoseEstimator:
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         if len(boxes) == 0:
             return np.zeros((0, NUM_KEYPOINTS, 3), np.float32)
-        size = self.model.input_size
-        centres, sizes = crop.center_size(boxes, self.aspect, self.cfg.padding)
-        matrices = crop.crop_matrices(centres, sizes, size)
         rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        if self.small_model is None:
+            return self._estimate_with(self.model, rgb, boxes)
+        small_w, small_h = self.small_model.input_size
+        _, sizes = crop.center_size(boxes, small_w / small_h, self.cfg.padding)
+        small = sizes[:, 1] <= self.cfg.small_max_px
+        out = np.empty((len(boxes), NUM_KEYPOINTS, 3), np.float32)
+        for model, rows in ((self.small_model, small), (self.model, ~small)):
+            if rows.any():
+                out[rows] = self._estimate_with(model, rgb, boxes[rows])
+        return out
+
+    def _estimate_with(self, model, rgb: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        size = model.input_size
+        centres, sizes = crop.center_size(boxes, size[0] / size[1], self.cfg.padding)
+        matrices = crop.crop_matrices(centres, sizes, size)
         crops = crop.warp_crops(rgb, matrices, size)
-        heatmaps = self._heatmaps(crops)
+        heatmaps = self._heatmaps(model, crops)
         coords, scores = decode_heatmaps(heatmaps, self.cfg.blur_kernel, self.cfg.dark)
         stride = np.array([size[0] / heatmaps.shape[-1], size[1] / heatmaps.shape[-2]])
-        crop_xy = (coords.astype(np.float64) + getattr(self.model, "heatmap_offset", 0.0)) * stride
+        crop_xy = (coords.astype(np.float64) + getattr(model, "heatmap_offset", 0.0)) * stride
         frame_xy = crop.apply(crop.invert(matrices), crop_xy)
         frame_xy[scores <= 0] = np.nan  # no evidence at all for this joint
         return np.concatenate([frame_xy, np.clip(scores, 0, None)[..., None]], axis=-1).astype(np.float32)
 
-    def _heatmaps(self, crops: np.ndarray) -> np.ndarray:
+    def _heatmaps(self, model, crops: np.ndarray) -> np.ndarray:
         out = []
         for start in range(0, len(crops), self.cfg.batch):
             chunk = crops[start:start + self.cfg.batch]
-            heatmaps = self.model(chunk)
+            heatmaps = model(chunk)
             if self.cfg.flip_test:
-                flipped = self.model(np.ascontiguousarray(chunk[:, :, ::-1]))
+                flipped = model(np.ascontiguousarray(chunk[:, :, ::-1]))
                 flipped = flipped[:, FLIP_INDEX, :, ::-1].copy()
                 flipped[..., 1:] = flipped[..., :-1]  # undo the flip's sub-pixel offset (mmpose's shift_heatmap)
                 heatmaps = 0.5 * (heatmaps + flipped)

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from fallwatch.errors import FallwatchError
+from fallwatch.io.rotation import base_name, segment_files
 from fallwatch.report import svg
 
 BUCKETS = 600  # points per person on the timeline, whatever the run's length
@@ -31,7 +32,7 @@ def report_names(outdir: Path) -> list[str]:
     """The runs in `outdir` that a report can be built for (those with a frames.jsonl)."""
     if not outdir.is_dir():
         raise ReportError(f"not a folder: {outdir}")
-    names = sorted(p.name[: -len(".frames.jsonl")] for p in outdir.glob("*.frames.jsonl"))
+    names = sorted({base_name(p.name[: -len(".frames.jsonl")]) for p in outdir.glob("*.frames.jsonl")})
     if not names:
         raise ReportError(f"no <name>.frames.jsonl in {outdir}: nothing to report")
     return names
@@ -41,7 +42,7 @@ def write_report(outdir: Path, name: str) -> Path:
     """Build `<name>.report.html` in `outdir`, atomically; returns its path."""
     summary = _read_json(outdir / f"{name}.summary.json") or {}
     events = (_read_json(outdir / f"{name}.events.json") or {}).get("events", [])
-    series, duration, people = _series(outdir / f"{name}.frames.jsonl")
+    series, duration, people = _series([p for _, p in segment_files(outdir, name, ".frames.jsonl")])
     html = render(name, summary, events, series, duration, people, _snapshots(outdir, name, summary, events))
     path = outdir / f"{name}.report.html"
     tmp = path.with_name(path.name + ".tmp")
@@ -57,26 +58,24 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
-def _series(path: Path) -> tuple[dict[int, tuple[np.ndarray, np.ndarray]], float, int]:
-    """Per person id: (times, p(fall)) where known; the run's duration; how many ids were seen."""
+def _series(paths: list[Path]) -> tuple[dict[int, tuple[np.ndarray, np.ndarray]], float, int]:
+    """Per person id: (times, p(fall)) where known; the run's duration; how many ids were seen (over every segment
+    of the run's frames.jsonl, in order)."""
     raw: dict[int, list[tuple[float, float]]] = {}
     seen: set[int] = set()
     duration = 0.0
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                frame = json.loads(line)
-            except ValueError:  # a run killed mid-line: keep every complete frame
+    if not paths:
+        raise ReportError("no frames.jsonl to build a report from")
+    for frame in _frames(paths):
+        t = frame.get("time") or 0.0
+        duration = max(duration, t)
+        for person in frame["persons"]:
+            pid = person.get("id")
+            if pid is None:
                 continue
-            t = frame.get("time") or 0.0
-            duration = max(duration, t)
-            for person in frame["persons"]:
-                pid = person.get("id")
-                if pid is None:
-                    continue
-                seen.add(pid)
-                if person.get("fall_prob") is not None:
-                    raw.setdefault(pid, []).append((t, person["fall_prob"]))
+            seen.add(pid)
+            if person.get("fall_prob") is not None:
+                raw.setdefault(pid, []).append((t, person["fall_prob"]))
     series = {}
     for pid, rows in raw.items():
         arr = np.asarray(rows, np.float64)
@@ -84,28 +83,55 @@ def _series(path: Path) -> tuple[dict[int, tuple[np.ndarray, np.ndarray]], float
     return series, duration, len(seen)
 
 
-def _snapshots(outdir: Path, name: str, summary: dict, events: list[dict]) -> dict[int, str]:
-    """event_id -> JPEG data URI of the alarm frame, from the annotated video (or the input file)."""
-    candidates = [outdir / f"{name}.mp4", Path(summary.get("input", {}).get("path", ""))]
-    video = next((p for p in candidates if p.is_file()), None)
-    if video is None or not events:
-        return {}
+def _frames(paths: list[Path]):
+    for path in paths:
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    yield json.loads(line)
+                except ValueError:  # a run killed mid-line: keep every complete frame
+                    continue
+
+
+def _alarm_image(event: dict, videos: list[tuple[int, Path]]) -> np.ndarray | None:
+    """The event's own snapshot (written at the alarm: also there while a live run's video is still open), else
+    the alarm frame from the video segment that holds it."""
+    snapshot = event.get("snapshot")
+    if snapshot and Path(snapshot).is_file():
+        image = cv2.imread(snapshot)
+        if image is not None:
+            return image
+    held = [(s, p) for s, p in videos if s <= event["alarm_frame"]]
+    if not held:
+        return None
+    start, video = held[-1]
     cap = cv2.VideoCapture(str(video))
-    shots = {}
     try:
-        for event in events[:MAX_CARDS]:
-            cap.set(cv2.CAP_PROP_POS_FRAMES, event["alarm_frame"])
-            ok, image = cap.read()
-            if not ok:
-                continue
-            scale = SNAPSHOT_WIDTH / image.shape[1]
-            image = cv2.resize(image, (SNAPSHOT_WIDTH, max(1, round(image.shape[0] * scale))),
-                               interpolation=cv2.INTER_AREA)
-            ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])
-            if ok:
-                shots[event["event_id"]] = "data:image/jpeg;base64," + base64.b64encode(jpeg.tobytes()).decode()
+        cap.set(cv2.CAP_PROP_POS_FRAMES, event["alarm_frame"] - start)
+        ok, image = cap.read()
     finally:
         cap.release()
+    return image if ok else None
+
+
+def _snapshots(outdir: Path, name: str, summary: dict, events: list[dict]) -> dict[int, str]:
+    """event_id -> JPEG data URI of the alarm frame: the event's snapshot, or the annotated video's segment that
+    holds it (or the input file)."""
+    videos = segment_files(outdir, name, ".mp4")
+    source = Path(summary.get("input", {}).get("path", ""))
+    if not videos and source.is_file():
+        videos = [(0, source)]
+    shots = {}
+    for event in events[:MAX_CARDS]:
+        image = _alarm_image(event, videos)
+        if image is None:
+            continue
+        scale = SNAPSHOT_WIDTH / image.shape[1]
+        image = cv2.resize(image, (SNAPSHOT_WIDTH, max(1, round(image.shape[0] * scale))),
+                           interpolation=cv2.INTER_AREA)
+        ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])
+        if ok:
+            shots[event["event_id"]] = "data:image/jpeg;base64," + base64.b64encode(jpeg.tobytes()).decode()
     return shots
 
 
