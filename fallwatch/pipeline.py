@@ -9,15 +9,15 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import os
 import platform
 import signal
 import sys
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,57 +36,18 @@ from fallwatch.io.sinks import EventSink, JsonlSink, MotSink, VideoSink, write_j
 from fallwatch.io.sources import FrameSource, ReaderSettings, SourceInfo, open_source, redact
 from fallwatch.pose.estimator import PoseEstimator, build_heatmap_model
 from fallwatch.report import LiveReportSink, write_report
+from fallwatch.runstats import Counts, StageTimer
 from fallwatch.track import build_tracker
 from fallwatch.types import Detections, Frame, FrameResult, Poses
 from fallwatch.viz import annotate
+from fallwatch.viz.shared import SharedAnnotator
 from fallwatch.weights import ResolvedWeights, resolve
+
+STAGES = ("detect", "track", "pose", "action", "write")  # as shown in the progress bar
 
 
 class OutputError(FallwatchError, OSError):
     """An output folder or file that cannot be written; the message is one line."""
-
-
-@dataclass
-class StageTimer:
-    """Accumulated wall time per stage, in seconds."""
-
-    total: dict[str, float] = field(default_factory=lambda: defaultdict(float))
-    calls: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-
-    @contextlib.contextmanager
-    def __call__(self, stage: str) -> Iterator[None]:
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.total[stage] += time.perf_counter() - t0
-            self.calls[stage] += 1
-
-    def mean_ms(self) -> dict[str, float]:
-        return {k: round(1000 * v / max(self.calls[k], 1), 3) for k, v in self.total.items()}
-
-
-class LatencyStats:
-    """Capture-to-result latency of a live run in 1 ms bins up to a minute: constant memory for a week-long run."""
-
-    BINS = 60_000
-
-    def __init__(self) -> None:
-        self.counts = np.zeros(self.BINS + 1, np.int64)  # the last bin holds everything slower
-        self.worst = 0.0
-
-    def add(self, seconds: float) -> None:
-        ms = max(0.0, seconds * 1000)
-        self.counts[min(int(ms), self.BINS)] += 1
-        self.worst = max(self.worst, ms)
-
-    def summary(self) -> dict[str, float] | None:
-        total = int(self.counts.sum())
-        if total == 0:
-            return None
-        cumulative = np.cumsum(self.counts)
-        quantile = {q: float(np.searchsorted(cumulative, q * total)) + 0.5 for q in (0.5, 0.95)}
-        return {"p50": quantile[0.5], "p95": quantile[0.95], "max": round(self.worst, 1), "frames": total}
 
 
 @dataclass
@@ -96,6 +57,15 @@ class RunResult:
     outdir: Path
     outputs: dict[str, str]
     summary: dict[str, Any]
+
+
+def runtime_threads(configured: int, overlap: bool) -> int:
+    """Threads per inference runtime. With run.overlap two threads of the pipeline run inference at once (the
+    detector, and the pose and action stages): each runtime gets half the cores, as two runtimes each spreading over
+    all cores fight for them (on 2 cores: 7.9 frames/s against 7.4, docs/benchmarks.md). 0 keeps their defaults."""
+    if configured > 0 or not overlap:
+        return configured
+    return max(1, (os.cpu_count() or 2) // 2)
 
 
 def output_paths(outdir: Path, name: str, cfg: Config) -> dict[str, Path]:
@@ -124,13 +94,14 @@ class Pipeline:
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
-        if cfg.run.threads > 0:
+        self.threads = runtime_threads(cfg.run.threads, cfg.run.overlap)
+        if self.threads > 0:
             import torch
 
-            torch.set_num_threads(cfg.run.threads)
+            torch.set_num_threads(self.threads)
         self.device = select_device(cfg.run.device)
         self.models: dict[str, ResolvedWeights] = {"detect": resolve(cfg.detect.model, cfg.run.allow_download)}
-        self.detector = YoloDetector(cfg.detect, self.models["detect"], self.device, cfg.run.threads)
+        self.detector = YoloDetector(cfg.detect, self.models["detect"], self.device, self.threads)
         if cfg.track.enabled and cfg.track.with_reid:
             raise ConfigError(
                 "track.with_reid: the CLI has no appearance embedder yet; use BoT-SORT without it, or pass an "
@@ -140,11 +111,11 @@ class Pipeline:
         self.pose = None
         if cfg.pose.enabled:
             self.models["pose"] = resolve(cfg.pose.model, cfg.run.allow_download)
-            model = build_heatmap_model(cfg.pose, self.models["pose"].path, self.device, cfg.run.threads)
+            model = build_heatmap_model(cfg.pose, self.models["pose"].path, self.device, self.threads)
             small = None
             if cfg.pose.small_model:
                 self.models["pose_small"] = resolve(cfg.pose.small_model, cfg.run.allow_download)
-                small = build_heatmap_model(cfg.pose, self.models["pose_small"].path, self.device, cfg.run.threads)
+                small = build_heatmap_model(cfg.pose, self.models["pose_small"].path, self.device, self.threads)
             self.pose = PoseEstimator(cfg.pose, model, small)
         self.action_model = None
         if cfg.action.enabled:
@@ -197,7 +168,7 @@ class Pipeline:
             sinks = self._open_sinks(paths, src.info)
             segmenter = self._segmenter(outdir, paths, src.info)
             started, t0 = dt.datetime.now(dt.timezone.utc), time.perf_counter()
-            status, error, frames, counts = "complete", None, 0, _Counts()
+            status, error, frames, counts = "complete", None, 0, Counts()
             signals = _SignalGuard()
             signals.terminate_as_interrupt()
             bar = self._progress(src.info, max_frames, progress)
@@ -247,6 +218,9 @@ class Pipeline:
             last = frame
             if bar is not None:
                 bar.update(1)
+                if counts.frames % 10 == 1:  # the rate is tqdm's own; the stages are the run's means so far
+                    ms = self.timer.mean_ms()
+                    bar.set_postfix_str(" ".join(f"{k} {ms[k]:.0f}" for k in STAGES if k in ms) + " ms", refresh=False)
         if recognizer is not None and last is not None:  # the input ended: so did every open fall event
             closed = recognizer.finish(last.index, last.time)
             counts.add_events(closed)
@@ -316,7 +290,7 @@ class Pipeline:
             if "report" in paths and info.is_live:
                 sinks["report"] = LiveReportSink(paths["report"].parent, info.name)
             # evidence and alerts close before the events file's last write, which records what they did
-            draw = functools.partial(annotate, line_width=out.line_width, draw_scores=out.draw_scores)
+            draw = SharedAnnotator(functools.partial(annotate, line_width=out.line_width, draw_scores=out.draw_scores))
             if out.clips and self.action_model is not None:
                 sinks["evidence"] = EvidenceSink(next(iter(paths.values())).parent, info.name, info.fps,
                                                  out.clip_pre_s, out.clip_post_s, out.video_codec, draw)
@@ -380,38 +354,6 @@ class Pipeline:
             "versions": _versions(),
             "started_at": started.isoformat(timespec="seconds"),
             "ended_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        }
-
-
-@dataclass
-class _Counts:
-    frames: int = 0
-    detections: int = 0
-    persons: int = 0
-    ids: set = field(default_factory=set)
-    events: set = field(default_factory=set)
-    latency: LatencyStats = field(default_factory=LatencyStats)
-
-    def add(self, result: FrameResult) -> None:
-        self.frames += 1
-        self.detections += len(result.detections)
-        if result.tracks is not None:
-            self.persons += len(result.tracks)
-            self.ids.update(int(i) for i in result.tracks.ids)
-        else:
-            self.persons += len(result.detections)
-        self.add_events(result.events)
-
-    def add_events(self, events) -> None:
-        self.events.update(e.event_id for e in events)
-
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "frames": self.frames,
-            "detections": self.detections,
-            "persons": self.persons,
-            "tracks": len(self.ids),
-            "events": len(self.events),
         }
 
 

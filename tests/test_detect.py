@@ -52,9 +52,10 @@ def test_fast_runtimes_find_the_same_people_as_predict(runtime, real_frames, tmp
     for image in real_frames:
         want, got = reference(image), fast(image)
         people = want.scores >= 0.25  # what the tracker's first round sees
-        assert people.any()
         # the same number of boxes over the tracker's low threshold, each matched one to one
         assert abs(int((got.scores >= 0.1).sum()) - int((want.scores >= 0.1).sum())) <= 1
+        if not people.any():
+            continue
         iou = iou_matrix(want.boxes[people], got.boxes)
         best = iou.argmax(1)
         assert len(set(best.tolist())) == int(people.sum()), "two people matched one box"
@@ -105,5 +106,6 @@ def test_overlapped_loop_writes_what_the_plain_loop_writes(tmp_path):
     overlapped = read_jsonl(outs["true"] / "S3_Fall_19.frames.jsonl")
     assert len(plain) == 86
     assert overlapped == plain
-    events = [json.loads((outs[k] / "S3_Fall_19.events.json").read_text())["events"] for k in ("true", "false")]
+    events = [json.loads((outs[k] / "S3_Fall_19.events.json").read_text().replace(str(outs[k]), "OUT"))["events"]
+              for k in ("true", "false")]
     assert events[0] == events[1] and len(events[0]) == 1

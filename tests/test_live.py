@@ -17,6 +17,8 @@ import cv2
 import pytest
 from conftest import DATA, ROOT, free_port, needs, read_jsonl
 
+from fallwatch.io.rotation import segment_files
+
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, with python3-gi and the GStreamer RTSP server bindings
 CLIP = DATA / "mot" / "TUD-Stadtmitte" / "TUD-Stadtmitte.mp4"  # real pedestrians, 640 x 480
 
@@ -95,7 +97,8 @@ def _wait_for_lines(path: Path, n: int, timeout: float = 120) -> None:
 def test_stream_survives_a_server_restart(still_server, tmp_path):
     server = still_server
     out = tmp_path / "out"
-    proc = _run(server["url"], out, "--max-frames", "80", "--set", "run.reconnect_initial_s=0.5")
+    proc = _run(server["url"], out, "--max-frames", "80", "--set", "run.reconnect_initial_s=0.5",
+                "--set", "output.rotate_s=3")  # live runs rotate their outputs (here every 3 s of stream)
     jsonl = None
     deadline = time.time() + 120
     while jsonl is None and time.time() < deadline:
@@ -103,7 +106,11 @@ def test_stream_survives_a_server_restart(still_server, tmp_path):
         jsonl = found[0] if found else None
         time.sleep(0.2)
     assert jsonl is not None
-    _wait_for_lines(jsonl, 25)
+    name = jsonl.name[: -len(".frames.jsonl")]
+    deadline = time.time() + 120
+    while sum(len(p.read_text().splitlines()) for _, p in segment_files(out, name, ".frames.jsonl")) < 25:
+        assert time.time() < deadline, "fewer than 25 frames after 120 s"
+        time.sleep(0.2)
     server["procs"][-1].kill()  # the camera goes away mid-stream...
     server["procs"][-1].wait(10)
     time.sleep(2.0)
@@ -113,9 +120,14 @@ def test_stream_survives_a_server_restart(still_server, tmp_path):
     summary = json.loads(next(out.glob("*.summary.json")).read_text())
     assert summary["status"] == "complete" and summary["input"]["kind"] == "stream"
     assert summary["input"]["reconnects"] >= 1 and not summary["input"]["stream_lost"]
-    lines = read_jsonl(jsonl)
+    segments = segment_files(out, name, ".frames.jsonl")
+    assert len(segments) >= 2 and segments[0][1] == jsonl
+    assert [s["start_frame"] for s in summary["segments"]] == [start for start, _ in segments]
+    lines = [line for _, path in segments for line in read_jsonl(path)]
     indices = [d["frame"] for d in lines]
     assert len(lines) == 80 and indices == sorted(set(indices))  # live: stale frames are dropped, order kept
+    latency = summary["latency_ms"]  # capture to result, as measured by the run itself
+    assert latency["frames"] == 80 and 0 < latency["p50"] <= latency["p95"] <= latency["max"] + 1
     # every frame read before the last one processed and not processed itself was dropped, and counted
     assert summary["input"]["frames_dropped"] >= indices[-1] + 1 - len(lines) > 0
     before = {p["id"] for d in lines[5:20] for p in d["persons"]}

@@ -170,3 +170,21 @@ def test_bundled_thunder_equals_the_original(thunder, weights_dir):
         assert np.abs(a[..., 2] - b[..., 2]).max() <= 1e-4
         crops += 1
     assert crops == 40
+
+
+def test_small_people_go_to_the_small_model(thunder):
+    """With pose.small_model, a person whose crop is at most small_max_px tall gets the small model's keypoints,
+    a larger one the main model's — in one call, rows kept in order."""
+    cfg = _cfg("pose.small_model=movenet-lightning", "pose.small_max_px=192")
+    lightning = build_heatmap_model(cfg, resolve("movenet-lightning").path, "cpu")
+    mixed = PoseEstimator(cfg, thunder.model, lightning)
+    only_small = PoseEstimator(cfg, lightning)
+    cap = cv2.VideoCapture(str(DATA / "mot" / "TUD-Stadtmitte" / "TUD-Stadtmitte.mp4"))
+    ok, image = cap.read()
+    assert ok
+    # a person 120 px tall (crop 150 px: small) and one 240 px tall (crop 300 px: large), then small again
+    boxes = np.array([[360, 100, 410, 220], [300, 80, 400, 320], [100, 150, 140, 250]], np.float64)
+    got = mixed.estimate(image, boxes)
+    np.testing.assert_array_equal(got[[0, 2]], only_small.estimate(image, boxes[[0, 2]]))
+    np.testing.assert_array_equal(got[1], thunder.estimate(image, boxes[1:2])[0])
+    assert not np.array_equal(got[0], thunder.estimate(image, boxes[:1])[0])

@@ -74,6 +74,8 @@ class OnnxHeatmapModel:
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
+        # no busy-waiting between calls: the detector runs on another thread meanwhile (run.overlap) and needs the core
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = ["CPUExecutionProvider"]
         if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, ("CUDAExecutionProvider", {"device_id": int(device.partition(":")[2] or 0)}))
