@@ -33,6 +33,7 @@ class DetectConfig:
     max_det: int
     half: bool
     runtime: Literal["auto", "openvino", "torch", "predict"]
+    every: int
 
 
 @dataclass

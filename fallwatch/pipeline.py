@@ -31,7 +31,7 @@ from fallwatch.device import select_device
 from fallwatch.errors import FallwatchError
 from fallwatch.io.alerts import AlertSink
 from fallwatch.io.evidence import EvidenceSink
-from fallwatch.io.rotation import Segmenter
+from fallwatch.io.rotation import Segmenter, remove_stale_segments
 from fallwatch.io.sinks import EventSink, JsonlSink, MotSink, VideoSink, write_json_atomic
 from fallwatch.io.sources import FrameSource, ReaderSettings, SourceInfo, open_source, redact
 from fallwatch.pose.estimator import PoseEstimator, build_heatmap_model
@@ -133,16 +133,24 @@ class Pipeline:
             return None
         return FallRecognizer(self.cfg.action, self.action_model, self.device, self.action_window)
 
+    def skips_detection(self, index: int) -> bool:
+        """detect.every = k > 1: the detector sees every k-th frame; the tracker carries people between (opt-in)."""
+        every = self.cfg.detect.every
+        return every > 1 and self.tracker_factory is not None and index % every != 0
+
     def process(self, frame: Frame, tracker=None, recognizer=None, detections: Detections | None = None) -> FrameResult:
         """Run every stage on one frame (`detections`: this frame's detector output from an earlier run, so that
         offline ablations of the later stages skip the detector)."""
-        if detections is None:
+        coasting = tracker is not None and self.skips_detection(frame.index)
+        if coasting:
+            detections = Detections.empty()
+        elif detections is None:
             with self.timer("detect"):
                 detections = self.detector(frame.image)
         tracks = poses = None
         if tracker is not None:
             with self.timer("track"):
-                tracks = tracker.update(detections, frame.image)
+                tracks = tracker.coast() if coasting else tracker.update(detections, frame.image)
         if self.pose is not None:
             with self.timer("pose"):
                 if tracks is not None:
@@ -244,6 +252,8 @@ class Pipeline:
             if frame is None:
                 return None
             read += 1
+            if self.skips_detection(frame.index):
+                return frame, None
             with self.timer("detect"):
                 return frame, self.detector(frame.image)
 
@@ -267,6 +277,7 @@ class Pipeline:
         paths = output_paths(outdir, info.name, self.cfg)
         if info.kind == "file" and any(p.resolve() == Path(info.spec).resolve() for p in paths.values()):
             raise OutputError(f"output would overwrite the input {info.spec}: choose another -o folder")
+        remove_stale_segments(outdir, info.name)  # this run rewrites the plain files; later segments are its own
         return paths
 
     def _segmenter(self, outdir: Path, paths: dict[str, Path], info: SourceInfo) -> Segmenter | None:

@@ -58,8 +58,11 @@ def test_segments_by_time_and_size_keep_every_frame_once(tmp_path):
 
 
 def test_file_runs_do_not_rotate_by_default(tmp_path):
+    stale = tmp_path / "S3_Fall_19.from40.frames.jsonl"  # left by an earlier, rotated run into the same folder
+    stale.write_text('{"frame": 40, "time": 2.7, "persons": []}\n')
     proc = run_cli("run", str(CLIP), "-o", str(tmp_path), "--no-progress", "--set", "run.max_frames=20",
                    "--set", "output.rotate_s=0.1")
     assert proc.returncode == 0, proc.stderr
     assert [p.name for _, p in segment_files(tmp_path, "S3_Fall_19", ".frames.jsonl")] == ["S3_Fall_19.frames.jsonl"]
     assert "segments" not in json.loads((tmp_path / "S3_Fall_19.summary.json").read_text())
+    assert not stale.exists()  # a report of this run never reads the earlier run's frames

@@ -275,3 +275,28 @@ def test_with_ultralytics_rules_our_bytetrack_reproduces_ultralytics_frame_for_f
 
     assert differing_frames(["track.predict_new_tracks=false", "track.lost_track_rule=ultralytics"]) == 0
     assert differing_frames([]) > 0
+
+
+@pytest.mark.parametrize("kind", ["bytetrack", "botsort"])
+def test_coasting_between_detections_follows_the_motion_and_keeps_ids(kind):
+    """detect.every = 2: on the skipped frames every person moves by the filter's prediction; nobody is lost,
+    started or ended, and the next detection joins the same ids."""
+    tracker = build_tracker(_cfg(tracker=kind), FPS)
+    walkers = [(100.0, 4.0), (400.0, -3.0)]  # start x, pixels per frame
+
+    def boxes(frame):
+        return [_box(x0 + v * frame, 200, 50, 150) for x0, v in walkers]
+
+    ids = None
+    for frame in range(40):
+        if frame % 2:
+            out = tracker.coast()
+            assert out.ended == ()
+            for box in boxes(frame):  # once the filter knows the speed: where the person now is, not last seen
+                assert frame < 9 or iou_matrix(np.asarray([box]), out.boxes).max() > 0.9
+        else:
+            out = tracker.update(_dets(boxes(frame)), None)
+        if frame >= 4:
+            seen = sorted(int(i) for i in out.ids)
+            ids = ids or seen
+            assert seen == ids and len(seen) == 2

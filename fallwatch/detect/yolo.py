@@ -64,6 +64,8 @@ class YoloDetector:
     """`detector(image) -> Detections`; the weights are a resolved local file and nothing is ever downloaded."""
 
     def __init__(self, cfg: DetectConfig, weights: ResolvedWeights, device: str, threads: int = 0):
+        if cfg.every < 1:
+            raise FallwatchError(f"detect.every must be at least 1 (got {cfg.every})")
         self.cfg = cfg
         self.weights = weights
         self.device = device

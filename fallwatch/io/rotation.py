@@ -41,6 +41,15 @@ def segment_files(outdir: Path, name: str, suffix: str) -> list[tuple[int, Path]
 
 
 ROTATED = ("jsonl", "video", "mot")  # the outputs streamed frame by frame
+SEGMENT_SUFFIXES = (".frames.jsonl", ".mp4", ".mot.txt")
+
+
+def remove_stale_segments(outdir: Path, name: str) -> None:
+    """Later segments an earlier run of the same name left in `outdir`: a new run must not be read with them."""
+    for suffix in SEGMENT_SUFFIXES:
+        for start, path in segment_files(outdir, name, suffix):
+            if start > 0:
+                path.unlink(missing_ok=True)
 
 
 class Segmenter:

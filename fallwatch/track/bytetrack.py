@@ -120,6 +120,18 @@ class ByteTracker:
         removed += self._remove_duplicates()
         return self._output(removed)
 
+    def coast(self) -> Tracks:
+        """A frame the detector skipped (`detect.every` > 1): every track moves by its filter's prediction, and
+        nobody is matched, started, lost or removed. Shown boxes are the predictions."""
+        self.frame_id += 1
+        unconfirmed = [t for t in self.tracked if not t.activated]
+        pool = [t for t in self.tracked if t.activated] + self.lost
+        self._predict(pool + unconfirmed if self.cfg.predict_new_tracks else pool)
+        shown = [t for t in self.tracked if t.activated]
+        if not shown:
+            return Tracks.empty()
+        return Tracks(np.array([t.id for t in shown]), self._predicted_boxes(shown), np.array([t.score for t in shown]))
+
     # ---- steps -------------------------------------------------------------------------------------------------
     def _sanitize(self, detections: Detections, image: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """Drop non-finite and empty boxes, clip to the frame; never filter on aspect ratio."""
