@@ -71,9 +71,13 @@ def _fallwatch_run(video: str, imgsz: int, device: str, extra: list[str]) -> dic
 
 
 def _child(kind: str, args) -> dict:
+    return _run_child(kind, args.video, args.imgsz, args.device, args.set or [])
+
+
+def _run_child(kind: str, video: str, imgsz: int, device: str, overrides: list[str]) -> dict:
     """Run one measurement in a fresh interpreter so neither side inherits the other's warm caches."""
-    cmd = [sys.executable, __file__, "_child", kind, args.video, "--imgsz", str(args.imgsz), "--device", args.device]
-    for item in args.set or []:
+    cmd = [sys.executable, __file__, "_child", kind, video, "--imgsz", str(imgsz), "--device", device]
+    for item in overrides:
         cmd += ["--set", item]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -106,26 +110,18 @@ def bench_pipeline(args) -> dict:
     return report
 
 
-def _variant_child(video: str, imgsz: int, device: str, overrides: list[str]) -> dict:
-    cmd = [sys.executable, __file__, "_child", "e2e", video, "--imgsz", str(imgsz), "--device", device]
-    for item in overrides:
-        cmd += ["--set", item]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def bench_e2e(args) -> dict:
     variants = {"default": []}
     for spec in args.variant or []:
         name, _, sets = spec.partition("=")
         variants[name] = [item for item in sets.split(",") if item]
     for overrides in variants.values():  # warm-up: converts and caches the detector graph; not timed
-        _variant_child(args.video, args.imgsz, args.device, [*overrides, "run.max_frames=2"])
+        _run_child("e2e", args.video, args.imgsz, args.device, [*overrides, "run.max_frames=2"])
     runs: dict[str, list[dict]] = {"ultralytics predict (torch, detection only)": [], **{k: [] for k in variants}}
     for _ in range(args.repeats):
         runs["ultralytics predict (torch, detection only)"].append(_child("ultralytics", args))
         for name, overrides in variants.items():
-            runs[name].append(_variant_child(args.video, args.imgsz, args.device, overrides))
+            runs[name].append(_run_child("e2e", args.video, args.imgsz, args.device, overrides))
     frames = runs["default"][0]["frames"]
     report = {"video": args.video, "frames": frames, "imgsz": args.imgsz, "device": args.device,
               "cpu_count": os.cpu_count(), "repeats": args.repeats, "variants": variants, "results": {}}
@@ -421,21 +417,16 @@ def bench_batch(args) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description="fallwatch benchmarks")
     sub = parser.add_subparsers(dest="what", required=True)
-    p = sub.add_parser("pipeline")
-    p.add_argument("video")
-    p.add_argument("--imgsz", type=int, default=640)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--repeats", type=int, default=2)
-    p.add_argument("--set", action="append", help="extra fallwatch config overrides")
-    p.add_argument("--out", type=Path)
-    e = sub.add_parser("e2e")
-    e.add_argument("video")
-    e.add_argument("--imgsz", type=int, default=640)
-    e.add_argument("--device", default="cpu")
-    e.add_argument("--repeats", type=int, default=3)
-    e.add_argument("--variant", action="append", help="NAME=KEY=VALUE,KEY=VALUE: another pipeline setting")
-    e.add_argument("--set", action="append", help=argparse.SUPPRESS)
-    e.add_argument("--out", type=Path)
+    for name, repeats in (("pipeline", 2), ("e2e", 3)):
+        p = sub.add_parser(name)
+        p.add_argument("video")
+        p.add_argument("--imgsz", type=int, default=640)
+        p.add_argument("--device", default="cpu")
+        p.add_argument("--repeats", type=int, default=repeats)
+        p.add_argument("--set", action="append", help="extra fallwatch config overrides (pipeline)")
+        p.add_argument("--out", type=Path)
+        if name == "e2e":
+            p.add_argument("--variant", action="append", help="NAME=KEY=VALUE,KEY=VALUE: another pipeline setting")
     t = sub.add_parser("tracker")
     t.add_argument("--tracks", type=int, default=30)
     t.add_argument("--frames", type=int, default=600)

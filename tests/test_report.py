@@ -67,3 +67,25 @@ def test_report_renders_in_a_real_browser(fall_run, tmp_path):
     red = (image[..., 2] > 180) & (image[..., 1] < 90) & (image[..., 0] < 90)
     assert red.sum() > 50  # the event's red: card title, snapshot banner
     assert np.mean(image > 250) < 0.95
+
+
+def test_live_report_rebuilds_are_spaced(tmp_path, monkeypatch):
+    """A live run rebuilds its report when events close, but at most once per interval: a rebuild reads the whole
+    run, and events closing every few seconds must not keep a core busy."""
+    import time
+
+    import fallwatch.report as report
+    from fallwatch.types import Detections, FallEvent, Frame, FrameResult
+
+    builds = []
+    monkeypatch.setattr(report, "write_report", lambda outdir, name: builds.append(time.monotonic()))
+    sink = report.LiveReportSink(tmp_path, "cam", min_interval_s=0.5)
+    closed = FallEvent(1, 0, 0.0, 0.9, (0.0, 0.0, 1.0, 1.0), end_frame=3, end_time=0.1)
+    image = np.zeros((4, 4, 3), np.uint8)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 1.8:  # an event closes at every frame
+        sink.write(Frame(0, 0.0, image), FrameResult(0, 0.0, Detections.empty(), events=(closed,)))
+        time.sleep(0.01)
+    sink.close()
+    assert 3 <= len(builds) <= 4, builds  # at 0, 0.5, 1.0, 1.5 s — not at every one of ~150 frames
+    assert all(b - a >= 0.5 for a, b in zip(builds, builds[1:], strict=False))

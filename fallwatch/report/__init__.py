@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from pathlib import Path
 
 from fallwatch.report.build import ReportError, report_names, write_report
@@ -13,21 +14,34 @@ __all__ = ["LiveReportSink", "ReportError", "report_names", "write_report"]
 
 
 class LiveReportSink:
-    """For live sources: rebuilds the report on a background thread whenever a fall event closes, so the page is
-    current without stalling the frame loop (a rebuild still running when the next event closes is not doubled)."""
+    """For live sources: rebuilds the report on a background thread when a fall event closes, so the page is current
+    without stalling the frame loop. A rebuild reads the whole run, so it is spaced: at most once per
+    `min_interval_s`, and never more often than every 20 times its own last duration (a week-long run's rebuild
+    takes longer); an event that closes in between is in the next rebuild, and the run's end always writes one."""
 
-    def __init__(self, outdir: Path, name: str):
+    def __init__(self, outdir: Path, name: str, min_interval_s: float = 60.0):
         self.outdir, self.name = outdir, name
+        self.min_interval_s = min_interval_s
         self._thread: threading.Thread | None = None
+        self._due = False
+        self._last_start = -float("inf")
+        self._last_took = 0.0
 
     def write(self, frame: Frame, result: FrameResult) -> None:
-        if any(e.end_frame is not None for e in result.events) and not (self._thread and self._thread.is_alive()):
+        if any(e.end_frame is not None for e in result.events):
+            self._due = True
+        now = time.monotonic()
+        wait = max(self.min_interval_s, 20 * self._last_took)
+        if self._due and now - self._last_start >= wait and not (self._thread and self._thread.is_alive()):
+            self._due, self._last_start = False, now
             self._thread = threading.Thread(target=self._build, name="fallwatch-report", daemon=True)
             self._thread.start()
 
     def _build(self) -> None:
+        t0 = time.monotonic()
         with contextlib.suppress(Exception):  # a report is a convenience: it never takes a live run down
             write_report(self.outdir, self.name)
+        self._last_took = time.monotonic() - t0
 
     def close(self) -> None:
         if self._thread is not None:

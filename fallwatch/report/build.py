@@ -6,6 +6,7 @@ downsampled to bucket maxima, people without an event folded away, at most `MAX_
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 from html import escape
@@ -59,28 +60,48 @@ def _read_json(path: Path) -> dict | None:
 
 
 def _series(paths: list[Path]) -> tuple[dict[int, tuple[np.ndarray, np.ndarray]], float, int]:
-    """Per person id: (times, p(fall)) where known; the run's duration; how many ids were seen (over every segment
-    of the run's frames.jsonl, in order)."""
-    raw: dict[int, list[tuple[float, float]]] = {}
-    seen: set[int] = set()
-    duration = 0.0
+    """Per person id: (times, p(fall)) where known, at most one point per time bucket (its maximum: a fall
+    detector's peaks must survive); the run's duration; how many ids were seen — over every segment of the run's
+    frames.jsonl, in one pass after a look at the last line, in memory that does not grow with the run's length."""
     if not paths:
         raise ReportError("no frames.jsonl to build a report from")
+    duration = max(_last_time(paths), 1e-3)
+    best: dict[int, np.ndarray] = {}  # id -> (BUCKETS, 2): time and p(fall) of each bucket's maximum
+    seen: set[int] = set()
+    end = 0.0
     for frame in _frames(paths):
         t = frame.get("time") or 0.0
-        duration = max(duration, t)
+        end = max(end, t)
+        bucket = min(int(t / duration * BUCKETS), BUCKETS - 1)
         for person in frame["persons"]:
             pid = person.get("id")
             if pid is None:
                 continue
             seen.add(pid)
-            if person.get("fall_prob") is not None:
-                raw.setdefault(pid, []).append((t, person["fall_prob"]))
-    series = {}
-    for pid, rows in raw.items():
-        arr = np.asarray(rows, np.float64)
-        series[pid] = svg.downsample_max(arr[:, 0], arr[:, 1], 0.0, max(duration, 1e-3), BUCKETS)
-    return series, duration, len(seen)
+            p = person.get("fall_prob")
+            if p is None:
+                continue
+            rows = best.get(pid)
+            if rows is None:
+                rows = best[pid] = np.full((BUCKETS, 2), -np.inf)
+            if p > rows[bucket, 1]:
+                rows[bucket] = (t, p)
+    series = {pid: (rows[np.isfinite(rows[:, 1]), 0], rows[np.isfinite(rows[:, 1]), 1]) for pid, rows in best.items()}
+    return series, end, len(seen)
+
+
+def _last_time(paths: list[Path]) -> float:
+    """The time of the last complete line of the last segment that has one (read from the file's end)."""
+    for path in reversed(paths):
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 65536))
+            tail = fh.read().split(b"\n")
+        for line in reversed(tail):
+            with contextlib.suppress(ValueError):
+                return float(json.loads(line).get("time") or 0.0)
+    return 0.0
 
 
 def _frames(paths: list[Path]):

@@ -11,21 +11,6 @@ PALETTE = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e
 WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 900, 240, 46, 12, 12, 30
 
 
-def downsample_max(times: np.ndarray, values: np.ndarray, t0: float, t1: float, buckets: int) -> tuple:
-    """At most `buckets` points: the maximum of each time bucket (a fall detector's peaks must survive)."""
-    if len(times) <= buckets:
-        return times, values
-    edges = np.linspace(t0, t1, buckets + 1)
-    index = np.clip(np.searchsorted(edges, times, side="right") - 1, 0, buckets - 1)
-    out_t, out_v = [], []
-    for b in np.unique(index):
-        members = index == b
-        k = np.argmax(values[members])
-        out_t.append(times[members][k])
-        out_v.append(values[members][k])
-    return np.asarray(out_t), np.asarray(out_v)
-
-
 def timeline(series: dict[int, tuple[np.ndarray, np.ndarray]], duration: float, on: float, off: float,
              spans: list[tuple[float, float, str]], grey: bool = False) -> str:
     """p(fall) against time for each person (`series`: id -> (times, probs)), the on/off thresholds dashed and the
