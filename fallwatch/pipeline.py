@@ -213,22 +213,13 @@ class Pipeline:
         if src.info.width and src.info.height:
             self.detector.prepare(src.info.width, src.info.height)  # compile now, not inside the first frame
         last = None
-        for frame, detections in self._detected(iter(src), max_frames):
-            result = self.process(frame, tracker, recognizer, detections)
-            with self.timer("write"):
-                if segmenter is not None:
-                    segmenter.before_write(frame.index, frame.time, sinks)
-                for sink in sinks.values():
-                    sink.write(frame, result)
-            counts.add(result)
-            if src.info.is_live:
-                counts.latency.add(time.monotonic() - frame.captured)
-            last = frame
-            if bar is not None:
-                bar.update(1)
-                if counts.frames % 10 == 1:  # the rate is tqdm's own; the stages are the run's means so far
-                    ms = self.timer.mean_ms()
-                    bar.set_postfix_str(" ".join(f"{k} {ms[k]:.0f}" for k in STAGES if k in ms) + " ms", refresh=False)
+        detected = self._detected(iter(src), max_frames)
+        try:
+            for frame, detections in detected:
+                last = self._step(frame, detections, tracker, recognizer, sinks, segmenter, src, counts, bar)
+        finally:
+            # now, while the source is open: its worker may be reading a frame (closed later, that read never ends)
+            detected.close()
         if recognizer is not None and last is not None:  # the input ended: so did every open fall event
             closed = recognizer.finish(last.index, last.time)
             counts.add_events(closed)
@@ -236,6 +227,25 @@ class Pipeline:
                 if key in sinks:
                     sinks[key].record(closed)
         return counts.frames
+
+    def _step(self, frame: Frame, detections, tracker, recognizer, sinks: dict, segmenter: Segmenter | None,
+              src: FrameSource, counts: Counts, bar) -> Frame:
+        """One frame through the later stages into the sinks; returns it."""
+        result = self.process(frame, tracker, recognizer, detections)
+        with self.timer("write"):
+            if segmenter is not None:
+                segmenter.before_write(frame.index, frame.time, sinks)
+            for sink in sinks.values():
+                sink.write(frame, result)
+        counts.add(result)
+        if src.info.is_live:
+            counts.latency.add(time.monotonic() - frame.captured)
+        if bar is not None:
+            bar.update(1)
+            if counts.frames % 10 == 1:  # the rate is tqdm's own; the stages are the run's means so far
+                ms = self.timer.mean_ms()
+                bar.set_postfix_str(" ".join(f"{k} {ms[k]:.0f}" for k in STAGES if k in ms) + " ms", refresh=False)
+        return frame
 
     def _detected(self, frames: Iterator[Frame], max_frames: int | None) -> Iterator[tuple[Frame, Detections]]:
         """Frames with their detections, in order. With run.overlap, a second thread reads and detects frame t+1

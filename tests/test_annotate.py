@@ -31,7 +31,7 @@ def test_each_frame_is_drawn_once_for_two_threads():
         t.start()
     for t in threads:
         t.join()
-    assert shared.drawn < 2 * len(results)  # drawn at most once per frame while both are in step...
+    assert shared.drawn <= len(results) + 32  # once per frame, unless a sink fell more than `keep` frames behind...
     expected = annotate(image.copy(), results[7])
     for name in canvases:  # ...and every sink got the drawing of its own frame
         assert len(canvases[name]) == 40

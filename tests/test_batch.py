@@ -97,7 +97,7 @@ def test_interrupted_batch_keeps_finished_videos_and_marks_the_rest(tmp_path, si
     long_clip = DATA / "mot" / "PETS09-S2L1" / "vtest.avi"
     proc = subprocess.Popen(
         [sys.executable, "-m", "fallwatch", "batch", str(CLIPS[0]), str(long_clip), "-o", str(out), "--workers", "2",
-         "--no-progress", "--no-video", "--set", "detect.imgsz=160"],
+         "--no-progress", "--no-video"],  # full size: the long clip must still be running at the signal
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
     done, frames = out / CLIPS[0].stem / f"{CLIPS[0].stem}.summary.json", out / "vtest" / "vtest.frames.jsonl"
     deadline = time.time() + 300

@@ -17,7 +17,7 @@ from conftest import DATA, ROOT, read_jsonl
 
 CLIP = DATA / "videos" / "falls" / "videos" / "le2i_coffee_017.mp4"  # 320x240, 25 fps, one person who falls
 FRAMES = 60  # p(fall) needs action.min_span_s (1 s) of track
-DEFAULT_MODELS = {"yolov8n": "detect", "movenet-thunder": "pose", "stgcn-fall": "action"}
+DEFAULT_MODELS = {"yolov8n": "detect", "movenet-lightning": "pose", "stgcn-fall": "action"}
 SKIP = shutil.ignore_patterns(".git", ".venv*", "runs", "build", "dist", "*.egg-info", "__pycache__", ".*_cache")
 
 

@@ -134,6 +134,8 @@ class FrameSource:
                 break
         if self._started:
             self._thread.join(timeout=5)
+        with contextlib.suppress(queue.Full):  # a consumer still waiting for a frame ends instead of hanging
+            self._queue.put_nowait(self._DONE)
         close = getattr(self._produce, "close", None)
         if close is not None and not self._thread.is_alive():
             close()
