@@ -79,21 +79,29 @@ def build_parser() -> argparse.ArgumentParser:
     action.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     action.add_argument("--no-progress", action="store_true")
 
-    pose = train.add_parser("pose", help="a small HRNet distilled from the MoveNet teacher")
+    pose = train.add_parser("pose", help="an HRNet distilled from the MoveNet teacher")
     pose.add_argument("--data", type=Path, default=Path("../shared/data"), help="labelled videos and LSPET photos")
-    pose.add_argument("--cache", type=Path, default=Path("runs/pose_cache.npz"),
-                      help="crops + teacher labels (built on the first run, reused after)")
-    pose.add_argument("--out", type=Path, default=Path("models/hrnet_fallwatch_s.pt"))
+    pose.add_argument("--cache", type=Path, default=Path("runs/pose_cache"),
+                      help="folder of teacher-labelled crop shards (missing shards are built first, then reused)")
+    pose.add_argument("--detections", type=Path, default=Path("runs/detections"),
+                      help="the evaluation scripts' detection cache, used where it holds a clip")
+    pose.add_argument("--cache-only", action="store_true", help="build the crop cache, report it, do not train")
+    pose.add_argument("--cache-only-existing", action="store_true",
+                      help="train on the shards already there; build nothing (no ../shared/data needed)")
+    pose.add_argument("--out", type=Path, default=Path("runs/hrnet_student.pt"))
     pose.add_argument("--teacher", default="movenet-thunder", help="registry name or path of the teacher")
     pose.add_argument("--epochs", type=int, default=40)
     pose.add_argument("--samples-per-epoch", type=int, default=4000)
+    pose.add_argument("--batch", type=int, default=32)
     pose.add_argument("--lr", type=float, default=5e-3, help="peak learning rate (one-cycle)")
     pose.add_argument("--bce-weight", type=float, default=0.25, help="confidence term against the localisation term")
+    pose.add_argument("--soft-weight", type=float, default=0.5,
+                      help="share of the teacher's heatmap in a teacher joint's target (0: Gaussians only)")
     pose.add_argument("--spec", help='student HRNet as JSON, e.g. \'{"width": 16, "modules": [1, 1]}\'')
-    pose.add_argument("--frame-stride", type=int, default=3, help="use every N-th video frame")
-    pose.add_argument("--min-det-score", type=float, default=0.5, help="detector boxes below this are not used")
-    pose.add_argument("--min-box-px", type=float, default=40.0, help="boxes shorter than this are not used")
-    pose.add_argument("--max-people", type=int, default=4, help="at most this many boxes per frame")
+    pose.add_argument("--input-size", type=int, nargs=2, metavar=("W", "H"), help="student input (default 144 192)")
+    pose.add_argument("--min-det-score", type=float, default=0.4, help="detector boxes below this are not used")
+    pose.add_argument("--min-box-px", type=float, default=20.0, help="boxes shorter than this are not used")
+    pose.add_argument("--max-people", type=int, default=8, help="at most this many boxes per frame")
     pose.add_argument("--val-every", type=int, default=5, help="every N-th LSPET photo is held out")
     pose.add_argument("--seed", type=int, default=0)
     pose.add_argument("--resume", type=Path, help="continue from a .last.pt checkpoint")
@@ -139,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
             from fallwatch.train.pose import run_from_args as train_pose
 
             report = train_pose(args)
+            if args.cache_only:
+                print(json.dumps(report["cache"], indent=2))
+                return EXIT_OK
             print(f"fallwatch: trained {args.out}: held-out PCK against the teacher "
                   f"{report['heldout']['vs_teacher']['all']['pck']:.3f}")
             return EXIT_OK

@@ -138,6 +138,7 @@ class RunConfig:
     progress: bool
     threads: int
     overlap: bool
+    mmap_threshold_kib: int
 
 
 @dataclass

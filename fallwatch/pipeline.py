@@ -25,6 +25,7 @@ import numpy as np
 
 from fallwatch import __version__
 from fallwatch.action.recognizer import FallRecognizer, load_stgcn
+from fallwatch.allocator import set_mmap_threshold
 from fallwatch.config import Config, ConfigError
 from fallwatch.detect import YoloDetector
 from fallwatch.device import select_device
@@ -94,6 +95,7 @@ class Pipeline:
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
+        set_mmap_threshold(cfg.run.mmap_threshold_kib)  # process-wide: keeps a days-long run's memory flat
         self.threads = runtime_threads(cfg.run.threads, cfg.run.overlap)
         if self.threads > 0:
             import torch

@@ -19,7 +19,7 @@
         the HTML report of a one-hour run (a real run's frames and events tiled): its size and build time.
     python scripts/bench.py batch [--clips 20] [--max-frames 50] [--workers 2]
         wall time of the same short clips: sequential `fallwatch run`s, `fallwatch batch`, `fallwatch batch --ray`.
-    python scripts/bench.py students [--repeats 30]
+    python scripts/bench.py students [--rounds 3 --repeats 10 --threads 2]
         candidate student HRNets (random weights): parameters, MACs and forward ms per person at batch 4, CPU.
 """
 
@@ -272,41 +272,72 @@ def bench_pose(args) -> dict:
     return results
 
 
-STUDENT_CANDIDATES = {  # name -> (HRNetSpec fields, input (w, h)); A at 144x192 is what ships
+STUDENT_CANDIDATES = {  # name -> (HRNetSpec fields, input (w, h)); "A" at 144x192 is hrnet-fallwatch-s
     "A": ({"width": 16, "stem_width": 32, "layer1_blocks": 1, "modules": (1, 1), "blocks": 2}, (144, 192)),
-    "A1": ({"width": 16, "stem_width": 32, "layer1_blocks": 1, "modules": (1, 1), "blocks": 1}, (144, 192)),
-    "F": ({"width": 20, "stem_width": 32, "layer1_blocks": 1, "modules": (1, 1), "blocks": 2}, (144, 192)),
-    "G": ({"width": 16, "stem_width": 32, "layer1_blocks": 1, "modules": (2, 2), "blocks": 2}, (144, 192)),
-    "H": ({"width": 16, "stem_width": 24, "layer1_blocks": 1, "modules": (1, 2), "blocks": 2}, (144, 192)),
+    "W16 3-stage": ({"width": 16, "stem_width": 32, "layer1_blocks": 1, "modules": (1, 2), "blocks": 2}, (144, 192)),
+    "W32 2-stage": ({"width": 32, "stem_width": 32, "layer1_blocks": 1, "modules": (1, 1), "blocks": 2}, (144, 192)),
+    "W24 3-stage": ({"width": 24, "stem_width": 32, "layer1_blocks": 1, "modules": (1, 1), "blocks": 2}, (144, 192)),
     "A@256": ({"width": 16, "stem_width": 32, "layer1_blocks": 1, "modules": (1, 1), "blocks": 2}, (192, 256)),
-    "B W18-small-like@256": ({"width": 18, "stem_width": 32, "layer1_blocks": 1, "modules": (1, 1, 1), "blocks": 1},
-                             (192, 256)),
-    "D@256": ({"width": 24, "stem_width": 32, "layer1_blocks": 1, "modules": (1, 1), "blocks": 2}, (192, 256)),
+    "W18-small-like@256": ({"width": 18, "stem_width": 32, "layer1_blocks": 1, "modules": (1, 1, 1), "blocks": 1},
+                           (192, 256)),
+    "W18 4-stage b2@256": ({"width": 18, "stem_width": 32, "layer1_blocks": 1, "modules": (1, 1, 1), "blocks": 2},
+                           (192, 256)),
+    "W24@256": ({"width": 24, "stem_width": 32, "layer1_blocks": 1, "modules": (1, 1), "blocks": 2}, (192, 256)),
+    "W18-small-v2@256": ({"width": 18, "stem_width": 64, "layer1_blocks": 2, "modules": (1, 3, 2), "blocks": 2},
+                         (192, 256)),
 }
 
 
 def bench_students(args) -> dict:
-    """Forward cost of candidate students, to choose the shipped architecture by measurement."""
+    """Cost per person of candidate students against MoveNet Thunder in the same run, through the pipeline's own
+    path (crops -> model -> DARK -> frame), batched at 1 and 4 people; rounds alternate between the models so that
+    a slow spell of the machine hits them all."""
+    import cv2
     import torch
 
-    from fallwatch.pose.hrnet import HRNet, HRNetSpec, count_macs
+    from fallwatch.config import load_config
+    from fallwatch.pose.estimator import PoseEstimator, build_heatmap_model
+    from fallwatch.pose.hrnet import HRNet, HRNetHeatmapModel, HRNetSpec, count_macs
+    from fallwatch.weights import resolve
 
-    torch.set_num_threads(2)
-    results = {}
-    for name, (fields, (w, h)) in STUDENT_CANDIDATES.items():
-        net = HRNet(HRNetSpec(**fields)).eval()
-        x = torch.randn(4, 3, h, w)
-        with torch.inference_mode():
-            for _ in range(3):
-                net(x)
-            times = []
-            for _ in range(args.repeats):
-                t0 = time.perf_counter()
-                net(x)
-                times.append(time.perf_counter() - t0)
-        results[name] = {"input": [w, h], "params": sum(p.numel() for p in net.parameters()),
-                         "macs": count_macs(net, (w, h)),
-                         "ms_per_person_at_4": round(250 * statistics.median(times), 2)}
+    torch.set_num_threads(args.threads)
+    cap = cv2.VideoCapture(args.video)
+    ok, image = cap.read()
+    cap.release()
+    if not ok:
+        raise SystemExit(f"cannot read {args.video}")
+    cfg = load_config(overrides=["pose.model=movenet-thunder", "pose.smoothing=false"]).pose
+    models = {"movenet-thunder": build_heatmap_model(cfg, resolve("movenet-thunder").path, "cpu", args.threads)}
+    info = {}
+    for name, (fields, size) in STUDENT_CANDIDATES.items():
+        model = HRNetHeatmapModel(None, HRNetSpec(**fields), size)
+        model.sigmoid = True
+        models[name] = model
+        info[name] = {"input": list(size), "params": sum(p.numel() for p in model.net.parameters()),
+                      "macs": count_macs(HRNet(HRNetSpec(**fields)), size)}
+    h, w = image.shape[:2]
+    rng = np.random.default_rng(0)
+    boxes = {n: np.c_[c - [30, 80], c + [30, 80]] for n in (1, 4)
+             for c in [rng.uniform([60, 100], [w - 60, h - 100], (n, 2))]}
+    times: dict[tuple[str, int], list[float]] = {}
+    for _ in range(args.rounds):
+        for name, model in models.items():
+            estimator = PoseEstimator(cfg, model)
+            for n, b in boxes.items():
+                estimator.estimate(image, b)  # warm-up
+                for _ in range(args.repeats):
+                    t0 = time.perf_counter()
+                    estimator.estimate(image, b)
+                    times.setdefault((name, n), []).append((time.perf_counter() - t0) / n)
+    results = {"threads": args.threads, "video": args.video, "candidates": {}}
+    thunder = {n: statistics.median(times[("movenet-thunder", n)]) for n in boxes}
+    for name in models:
+        row = dict(info.get(name, {}))
+        for n in boxes:
+            ms = 1000 * statistics.median(times[(name, n)])
+            row[f"ms_per_person_at_{n}"] = round(ms, 2)
+            row[f"over_thunder_at_{n}"] = round(ms / (1000 * thunder[n]), 3)
+        results["candidates"][name] = row
     print(json.dumps(results, indent=2))
     return results
 
@@ -443,7 +474,10 @@ def main() -> None:
     q.add_argument("--repeats", type=int, default=5)
     q.add_argument("--out", type=Path)
     st = sub.add_parser("students")
-    st.add_argument("--repeats", type=int, default=30)
+    st.add_argument("--video", default=str(HERE.parent.parent / "shared/data/videos/gmdcsa24/videos/S3_Fall_19.mp4"))
+    st.add_argument("--repeats", type=int, default=10)
+    st.add_argument("--rounds", type=int, default=3)
+    st.add_argument("--threads", type=int, default=2)
     st.add_argument("--out", type=Path)
     a = sub.add_parser("action")
     a.add_argument("--frames", type=int, default=300)

@@ -74,12 +74,28 @@ class PoseEstimator:
                 out[rows] = self._estimate_with(model, rgb, boxes[rows])
         return out
 
-    def _estimate_with(self, model, rgb: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    def heatmaps(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The main model's heatmaps (N, K, h, w) for `boxes` (flip-averaged when pose.flip_test) and the crop
+        matrices (N, 2, 3), frame -> model input: what a distillation teacher hands over besides its keypoints."""
+        rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        return self._crop_heatmaps(self.model, rgb, np.asarray(boxes, np.float64).reshape(-1, 4))
+
+    def _crop_heatmaps(self, model, rgb: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         size = model.input_size
         centres, sizes = crop.center_size(boxes, size[0] / size[1], self.cfg.padding)
         matrices = crop.crop_matrices(centres, sizes, size)
         crops = crop.warp_crops(rgb, matrices, size)
-        heatmaps = self._heatmaps(model, crops)
+        return self._heatmaps(model, crops), matrices
+
+    def keypoints(self, heatmaps: np.ndarray, matrices: np.ndarray) -> np.ndarray:
+        """The main model's `heatmaps` of crops cut by `matrices` -> (N, 17, 3) frame keypoints, as `estimate`."""
+        return self._decode(self.model, heatmaps, matrices)
+
+    def _estimate_with(self, model, rgb: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        return self._decode(model, *self._crop_heatmaps(model, rgb, boxes))
+
+    def _decode(self, model, heatmaps: np.ndarray, matrices: np.ndarray) -> np.ndarray:
+        size = model.input_size
         coords, scores = decode_heatmaps(heatmaps, self.cfg.blur_kernel, self.cfg.dark)
         stride = np.array([size[0] / heatmaps.shape[-1], size[1] / heatmaps.shape[-2]])
         crop_xy = (coords.astype(np.float64) + getattr(model, "heatmap_offset", 0.0)) * stride
@@ -94,8 +110,18 @@ class PoseEstimator:
             heatmaps = model(chunk)
             if self.cfg.flip_test:
                 flipped = model(np.ascontiguousarray(chunk[:, :, ::-1]))
-                flipped = flipped[:, FLIP_INDEX, :, ::-1].copy()
-                flipped[..., 1:] = flipped[..., :-1]  # undo the flip's sub-pixel offset (mmpose's shift_heatmap)
-                heatmaps = 0.5 * (heatmaps + flipped)
+                heatmaps = 0.5 * (heatmaps + unflip(flipped, getattr(model, "heatmap_offset", 0.0)))
             out.append(heatmaps)
         return np.concatenate(out)
+
+
+def unflip(heatmaps: np.ndarray, heatmap_offset: float) -> np.ndarray:
+    """Heatmaps of mirrored crops, brought back to the crops' own frame: joints swapped left/right, columns reversed.
+
+    Where a heatmap cell covers input pixels [s*i, s*i + s) (`heatmap_offset` 0.5, MoveNet), the mirror of cell i is
+    exactly cell w-1-i. Where cell i sits at input pixel s*i (offset 0, HRNet), the mirror of pixel s*i lands 1 - 1/s
+    cells right of cell w-1-i, and mmpose's `shift_heatmap` moves the map one cell right to approximate it."""
+    out = heatmaps[:, FLIP_INDEX, :, ::-1].copy()
+    if heatmap_offset == 0.0:
+        out[..., 1:] = out[..., :-1]
+    return out

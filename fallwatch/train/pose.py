@@ -1,12 +1,12 @@
-"""Distilling a small HRNet from the MoveNet teacher (`fallwatch train pose`, scripts/distill_pose.py).
+"""Distilling an HRNet from the MoveNet teacher (`fallwatch train pose`, scripts/distill_pose.py).
 
-1. `build_cache`: person crops from the labelled videos (real YOLOv8n boxes, every `frame_stride`-th frame) and the
-   LSPET photos, each labelled once by the teacher through the pipeline's own crop -> heatmap -> DARK path.
-   Held out (split "val"): the videos of the fall evaluation's test split and every `val_every`-th LSPET photo.
-   The pedestrian videos of the fall evaluation are not used at all.
-2. `train`: heatmap learning (`heatmap_loss` against unbiased Gaussians) on random views of the cached crops, Adam with
-   a one-cycle schedule, a fixed seed, a resumable `.last.pt` after every epoch and the best one (validation PCK
-   against the teacher) as the output.
+1. The crop cache (`pose_cache.build`): every video of ../shared/data and the LSPET photos, people lying, falling
+   and small weighted up, labelled by the teacher with flip-test averaging, its heatmaps kept (soft targets).
+   Held out whole (split "val"): the fall evaluation's test clips and every `val_every`-th LSPET photo.
+2. `train`: heatmap learning (`heatmap_loss`) on random views of the cached crops against a blend of Gaussians at
+   the keypoints and the teacher's own heatmaps, crops drawn with weights (lying and falling people, small
+   people), AdamW with a one-cycle schedule, a fixed seed, a resumable `.last.pt` after every epoch and the best one
+   (validation PCK against the teacher) as the output.
 3. `evaluate`: the student through `PoseEstimator` (exactly what `fallwatch run` does) on the held-out crops: PCK@0.1
    of the box size against the teacher, and against human labels where they exist, per pose group.
 """
@@ -24,7 +24,7 @@ import torch
 from fallwatch.pose.dark import decode_heatmaps
 from fallwatch.pose.hrnet import RGB_MEAN, RGB_STD, HRNet, HRNetSpec, count_macs
 from fallwatch.train.loop import restore, run_epoch, save_epoch
-from fallwatch.train.pose_data import AugmentSettings, CropCollector, CropSet, frame_group, lspet_items, make_sample
+from fallwatch.train.pose_data import AugmentSettings, CropSet, make_sample
 
 LYING_GROUPS = ("fallen", "falling", "horizontal", "inverted")  # people on the floor or on their way there
 
@@ -43,46 +43,12 @@ class PoseTrainSettings:
     weight_decay: float = 1e-4
     bce_weight: float = 0.25  # weight of the confidence (BCE) term against the localisation (softmax CE) term
     pck_threshold: float = 0.1  # of the box's longer side
+    soft_weight: float = 0.5  # share of the teacher's own heatmap in a teacher joint's target (0: Gaussians only)
+    lying_weight: float = 3.0  # people falling or on the floor are drawn this many times more often
+    small_weight: float = 2.0  # ... and people smaller than small_px (longer box side in the frame) this many times
+    small_px: float = 96.0
     seed: int = 0
     augment: AugmentSettings = field(default_factory=AugmentSettings)
-
-
-def build_cache(data: Path, cfg, frame_stride: int, min_det_score: float, min_box_px: float, max_people: int,
-                val_every: int, student_aspect: float, progress: bool = True) -> CropSet:
-    """Crops + teacher labels from `data` (../shared/data); `cfg` is the config whose detector and pose model (the
-    teacher) label them."""
-    import cv2
-    from tqdm import tqdm
-
-    from fallwatch.detect import YoloDetector
-    from fallwatch.eval.clips import shared_clips
-    from fallwatch.io.sources import ReaderSettings, open_source
-    from fallwatch.pose.estimator import PoseEstimator, build_heatmap_model
-    from fallwatch.weights import resolve
-
-    teacher_weights = resolve(cfg.pose.model, allow_download=False)
-    teacher = PoseEstimator(cfg.pose, build_heatmap_model(cfg.pose, teacher_weights.path, "cpu"))
-    detector = YoloDetector(cfg.detect, resolve(cfg.detect.model, allow_download=False), "cpu")
-    collector = CropCollector(teacher, student_aspect, cfg.pose.padding)
-    for path, split, group, box, labels in tqdm(list(lspet_items(data / "images" / "lspet_subset", val_every)),
-                                                desc="LSPET", disable=not progress):
-        image = cv2.imread(str(path))
-        if image is not None:
-            collector.add(image, box[None], split, path.stem, group, labels[None])
-    clips = shared_clips(data)
-    settings = ReaderSettings.from_config(cfg.run)
-    for split, key in (("train", "train"), ("val", "test")):
-        for clip in tqdm(clips[key], desc=f"videos ({split})", disable=not progress):
-            with open_source(str(clip.path), settings) as src:
-                for frame in src:
-                    if frame.index % frame_stride:
-                        continue
-                    image = clip.view(frame.image)
-                    det = detector(image)
-                    keep = (det.scores >= min_det_score) & ((det.boxes[:, 3] - det.boxes[:, 1]) >= min_box_px)
-                    boxes = det.boxes[keep][np.argsort(-det.scores[keep])][:max_people]
-                    collector.add(image, boxes, split, clip.name, frame_group(clip, frame.index))
-    return collector.result()
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -92,10 +58,18 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 
 
 def batch(data: CropSet, idx: np.ndarray, s: PoseTrainSettings, rng: np.random.Generator | None, stride: int):
-    samples = [make_sample(data, int(i), tuple(s.input_size), stride, s.sigma, s.min_teacher_score, rng, s.augment)
-               for i in idx]
+    samples = [make_sample(data, int(i), tuple(s.input_size), stride, s.sigma, s.min_teacher_score, rng, s.augment,
+                           s.soft_weight) for i in idx]
     images, heatmaps, weights = (np.stack(x) for x in zip(*samples, strict=True))
     return to_tensor(images), torch.from_numpy(heatmaps), torch.from_numpy(weights)
+
+
+def sampling_weights(data: CropSet, idx: np.ndarray, s: PoseTrainSettings) -> np.ndarray:
+    """Probability of drawing each of `idx`: lying / falling people and small people weighted up."""
+    weight = np.where(np.isin(data.group[idx], LYING_GROUPS), s.lying_weight, 1.0)
+    if data.frame_box_px is not None:
+        weight = weight * np.where(data.frame_box_px[idx] < s.small_px, s.small_weight, 1.0)
+    return weight / weight.sum()
 
 
 def heatmap_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, sigma: float,
@@ -148,8 +122,10 @@ def train(data: CropSet, s: PoseTrainSettings, out: Path, resume: Path | None = 
     if start_epoch:
         rng = np.random.default_rng(s.seed + start_epoch)
 
+    draw = sampling_weights(data, train_idx, s)
+
     def step_loss() -> torch.Tensor:
-        x, hm, w = batch(data, rng.choice(train_idx, s.batch), s, rng, stride)
+        x, hm, w = batch(data, rng.choice(train_idx, s.batch, p=draw), s, rng, stride)
         return heatmap_loss(model(x), hm, w, s.sigma, s.bce_weight)
 
     for epoch in range(start_epoch, s.epochs):
@@ -220,37 +196,51 @@ def student_estimator(checkpoint: Path, cfg):
 
 
 def run_from_args(args) -> dict:
-    """`fallwatch train pose` / scripts/distill_pose.py: build (or reuse) the cache, train, evaluate, report."""
+    """`fallwatch train pose` / scripts/distill_pose.py: build (or complete) the cache, train, evaluate, report."""
     from fallwatch.config import load_config
+    from fallwatch.train import pose_cache
 
     cfg = load_config(args.config, [*args.overrides, f"pose.model={args.teacher}", "pose.backend=auto",
-                                    "pose.smoothing=false", "run.progress=false"])
+                                    "pose.smoothing=false", "pose.flip_test=true", "run.progress=false"])
     settings = PoseTrainSettings(epochs=args.epochs, samples_per_epoch=args.samples_per_epoch, seed=args.seed,
-                                 lr=args.lr, bce_weight=args.bce_weight)
+                                 lr=args.lr, bce_weight=args.bce_weight, soft_weight=args.soft_weight,
+                                 batch=args.batch)
     if args.spec:
         settings.spec = json.loads(args.spec)
+    if args.input_size:
+        settings.input_size = tuple(args.input_size)
+    plan = pose_cache.CachePlan(seed=args.seed, min_det_score=args.min_det_score, min_box_px=args.min_box_px,
+                                max_people=args.max_people, val_every=args.val_every)
     aspect = settings.input_size[0] / settings.input_size[1]
-    if not args.cache.exists():
-        from fallwatch.errors import UsageError
-
+    if not args.cache_only_existing:
         needed = [args.data / "images" / "lspet_subset" / "joints.csv", args.data / "videos"]
         missing = [str(p) for p in needed if not p.exists()]
         if missing:
-            raise UsageError(f"no crop cache at {args.cache} and no training data to build it: missing {missing[0]}")
-    if args.cache.exists():
-        data = CropSet.load(args.cache)
-    else:
-        data = build_cache(args.data, cfg, args.frame_stride, args.min_det_score, args.min_box_px, args.max_people,
-                           args.val_every, aspect, progress=not args.no_progress)
-        data.save(args.cache)
+            from fallwatch.errors import UsageError
+
+            raise UsageError(f"no training data to build the crop cache: missing {missing[0]}")
+        pose_cache.build(args.data, args.cache, cfg, plan, aspect, args.detections, progress=not args.no_progress)
+    data = pose_cache.load_cache(args.cache)
+    if args.cache_only:
+        return {"cache": cache_report(args.cache, data)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     report = train(data, settings, args.out, args.resume, progress=not args.no_progress)
     report["train_s"] = round(time.time() - t0, 1)
-    report["cache"] = {"path": str(args.cache), "crops": len(data), "teacher": args.teacher,
-                       "frame_stride": args.frame_stride, "val_every": args.val_every,
-                       "groups": {str(g): int((data.group == g).sum()) for g in np.unique(data.group)}}
+    report["cache"] = cache_report(args.cache, data)
     report["heldout"] = evaluate(student_estimator(args.out, cfg), data, "val", settings.min_teacher_score,
                                  settings.pck_threshold)
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def cache_report(cache: Path, data: CropSet) -> dict:
+    """What the cache holds: crops per split and group, distinct sources, small people."""
+    out = {"path": str(cache), "crops": len(data), "plan": json.loads((cache / "plan.json").read_text())}
+    for split in ("train", "val"):
+        sel = data.split == split
+        out[split] = {"crops": int(sel.sum()), "sources": int(len(np.unique(data.source[sel]))),
+                      "groups": {str(g): int((data.group[sel] == g).sum()) for g in np.unique(data.group[sel])}}
+        if data.frame_box_px is not None:
+            out[split]["small_under_96px"] = int((data.frame_box_px[sel] < 96).sum())
+    return out

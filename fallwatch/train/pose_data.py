@@ -1,16 +1,16 @@
-"""Crops and teacher labels for distilling a small HRNet from the MoveNet teacher.
+"""Training samples for distilling an HRNet from the MoveNet teacher: stored crops, their labels and random views.
 
-The cache (built once, `build_cache`): person boxes (the real YOLOv8n on the labelled videos; the annotated joints'
-extent on the LSPET photos), each cut out by `pose/crop.py` as a square of `STORE_PX` pixels around the box, wider
-than the pipeline's crop by `STORE_MARGIN` so that training can rotate (people on the floor) and zoom out without
-black corners. Each crop carries the teacher's keypoints, computed by the same crop -> heatmap -> DARK path the
-pipeline runs, and, for LSPET, the human labels — all in the stored crop's pixels. An epoch therefore never reruns
-the teacher.
+A stored crop (`fallwatch/train/pose_cache.py` builds them) is a square around the person, wider than the pipeline's
+crop by `STORE_MARGIN` so that training can rotate (people on the floor) and zoom out without black corners. It
+carries the teacher's keypoints and, when kept, the teacher's heatmaps with the matrix from stored-crop pixels to
+their cells; for LSPET also the human labels.
 
 Training samples (`make_sample`) are random affine views of a stored crop at the student's input size — rotation
 up to +-100 degrees (sometimes upside down), scale, shift, mirror with left/right swap — then blur, occlusion
-patches and lighting changes, with unbiased Gaussian heatmap targets (centred on the exact sub-pixel location, as
-DARK assumes).
+patches and lighting changes. Targets per joint: an unbiased Gaussian at the human label where there is one, else a
+blend of an unbiased Gaussian at the teacher's keypoint (centred on the exact sub-pixel location, as DARK assumes)
+and the teacher's own heatmap warped by the same view (soft targets: the teacher's uncertainty, its second
+guesses), by `soft_weight`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -52,7 +53,7 @@ class AugmentSettings:
 class CropSet:
     """Every stored crop and its labels, in stored-crop pixels."""
 
-    images: np.ndarray  # (N, S, S, 3) uint8 RGB
+    images: Any  # images[i] -> (S, S, 3) uint8 RGB: an array, or pose_cache.JpegImages
     teacher: np.ndarray  # (N, 17, 3) x, y, score (NaN x/y where the teacher saw nothing)
     labels: np.ndarray  # (N, 17, 3) x, y, visible (1) — human labels where they exist, else visible 0
     box: np.ndarray  # (N, 4) the person box (xyxy)
@@ -61,75 +62,24 @@ class CropSet:
     split: np.ndarray  # (N,) "train" | "val"
     source: np.ndarray  # (N,) clip or image name
     group: np.ndarray  # (N,) upright | falling | fallen | adl (videos) or LSPET's pose group
-
-    def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(path, **{k: getattr(self, k) for k in self.__dataclass_fields__})
-
-    @classmethod
-    def load(cls, path: Path) -> CropSet:
-        with np.load(path) as z:
-            return cls(**{k: z[k] for k in cls.__dataclass_fields__})
+    soft: np.ndarray | None = None  # (N, 17, h, w) uint8 teacher heatmaps (x 255)
+    soft_matrix: np.ndarray | None = None  # (N, 2, 3) stored-crop pixels -> cells of `soft`
+    frame_box_px: np.ndarray | None = None  # (N,) the box's longer side in the frame (small people)
+    frame: np.ndarray | None = None  # (N,) the video frame the crop comes from (-1: a photo)
 
     def __len__(self) -> int:
-        return len(self.images)
+        return len(self.teacher)
 
 
-def store_transforms(boxes: np.ndarray, aspect: float, padding: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def store_transforms(boxes: np.ndarray, aspect: float, padding: float,
+                     store_px: int = STORE_PX) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Frame -> stored-crop matrices (N, 2, 3), the pipeline crop size (N, 2) and box long side (N,) in stored px."""
     centres, sizes = crop.center_size(boxes, aspect, padding)
     side = sizes.max(1) * STORE_MARGIN
-    matrices = crop.crop_matrices(centres, np.stack([side, side], 1), (STORE_PX, STORE_PX))
-    scale = STORE_PX / side
+    matrices = crop.crop_matrices(centres, np.stack([side, side], 1), (store_px, store_px))
+    scale = store_px / side
     box_long = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
     return matrices, sizes * scale[:, None], box_long * scale
-
-
-class CropCollector:
-    """Accumulates stored crops with teacher labels; `teacher` is a PoseEstimator on the teacher model."""
-
-    def __init__(self, teacher, aspect: float, padding: float):
-        self.teacher = teacher
-        self.aspect = aspect
-        self.padding = padding
-        self.rows: dict[str, list] = {k: [] for k in CropSet.__dataclass_fields__}
-
-    def add(self, image_bgr: np.ndarray, boxes: np.ndarray, split: str, source: str, group: str,
-            labels: np.ndarray | None = None) -> None:
-        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-        if len(boxes) == 0:
-            return
-        teacher = self.teacher.estimate(image_bgr, boxes)
-        matrices, crop_size, box_size = store_transforms(boxes, self.aspect, self.padding)
-        rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
-        images = crop.warp_crops(rgb, matrices, (STORE_PX, STORE_PX))
-        teacher_xy = crop.apply(matrices, teacher[:, :, :2].astype(np.float64))
-        if labels is None:
-            labels = np.zeros((len(boxes), NUM_KEYPOINTS, 3))
-        label_xy = crop.apply(matrices, np.nan_to_num(labels[:, :, :2]))
-        box_xy = crop.apply(matrices, boxes.reshape(-1, 2, 2))
-        for i in range(len(boxes)):
-            self.rows["box"].append(box_xy[i].ravel())
-            self.rows["images"].append(images[i])
-            self.rows["teacher"].append(np.concatenate([teacher_xy[i], teacher[i, :, 2:]], 1))
-            self.rows["labels"].append(np.concatenate([label_xy[i], labels[i, :, 2:]], 1))
-            self.rows["crop_size"].append(crop_size[i])
-            self.rows["box_size"].append(box_size[i])
-            self.rows["split"].append(split)
-            self.rows["source"].append(source)
-            self.rows["group"].append(group)
-
-    def result(self) -> CropSet:
-        r = self.rows
-        return CropSet(
-            images=np.asarray(r["images"], np.uint8).reshape(-1, STORE_PX, STORE_PX, 3),
-            teacher=np.asarray(r["teacher"], np.float32).reshape(-1, NUM_KEYPOINTS, 3),
-            labels=np.asarray(r["labels"], np.float32).reshape(-1, NUM_KEYPOINTS, 3),
-            box=np.asarray(r["box"], np.float32).reshape(-1, 4),
-            crop_size=np.asarray(r["crop_size"], np.float32).reshape(-1, 2),
-            box_size=np.asarray(r["box_size"], np.float32),
-            split=np.asarray(r["split"]), source=np.asarray(r["source"]), group=np.asarray(r["group"]),
-        )
 
 
 def lspet_items(folder: Path, val_every: int):
@@ -151,14 +101,16 @@ def lspet_items(folder: Path, val_every: int):
         yield folder / row["file"], split, row["pose_group"], np.r_[visible.min(0), visible.max(0)], labels
 
 
-def frame_group(clip, index: int) -> str:
-    """What the person in a labelled clip is doing at `index`: upright before the fall, falling, fallen after it;
-    adl in clips without a fall."""
-    if clip.fall_start is None:
+def clip_group(clip, index: int) -> str:
+    """What the person in a labelled clip is doing at frame `index`, over every fall of the clip: falling from a
+    fall's start to its end, fallen after a fall, upright before the first; adl in clips without a fall."""
+    falls = [(clip.fall_start, clip.fall_end), *clip.more_falls] if clip.is_fall else []
+    if not falls:
         return "adl"
-    if index < clip.fall_start:
-        return "upright"
-    return "falling" if clip.fall_end is None or index < clip.fall_end else "fallen"
+    for start, end in falls:
+        if start <= index < (end if end is not None else start + 30):
+            return "falling"
+    return "fallen" if any(index >= start for start, _ in falls) else "upright"
 
 
 def gaussian_targets(xy: np.ndarray, heatmap_size: tuple[int, int], sigma: float) -> np.ndarray:
@@ -172,9 +124,9 @@ def gaussian_targets(xy: np.ndarray, heatmap_size: tuple[int, int], sigma: float
 
 
 def view_matrix(crop_size: np.ndarray, input_size: tuple[int, int], rng: np.random.Generator | None,
-                aug: AugmentSettings) -> tuple[np.ndarray, bool]:
+                aug: AugmentSettings, store_px: int = STORE_PX) -> tuple[np.ndarray, bool]:
     """Stored crop -> student input: the pipeline's own view when `rng` is None, else a random one."""
-    centre = np.array([[STORE_PX / 2, STORE_PX / 2]])
+    centre = np.array([[store_px / 2, store_px / 2]])
     size = crop_size[None].astype(np.float64)
     angle, flip = 0.0, False
     if rng is not None:
@@ -210,29 +162,45 @@ def photometric(image: np.ndarray, rng: np.random.Generator, aug: AugmentSetting
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def targets_for(data: CropSet, i: int, min_teacher_score: float) -> tuple[np.ndarray, np.ndarray]:
-    """Training keypoints (17, 2) and weights (17,) of crop i: human labels where visible, else the teacher's
-    keypoints it is confident about."""
+def targets_for(data: CropSet, i: int, min_teacher_score: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Training keypoints (17, 2), weights (17,) and which are human labels (17,) of crop i: human labels where
+    visible, else the teacher's keypoints it is confident about."""
     xy = data.teacher[i, :, :2].astype(np.float64).copy()
     weight = (data.teacher[i, :, 2] >= min_teacher_score) & np.isfinite(xy).all(1)
     labelled = data.labels[i, :, 2] > 0
     xy[labelled] = data.labels[i, labelled, :2]
     weight |= labelled
-    return np.nan_to_num(xy), weight.astype(np.float32)
+    return np.nan_to_num(xy), weight.astype(np.float32), labelled
+
+
+def soft_targets(data: CropSet, i: int, view: np.ndarray, heatmap_size: tuple[int, int], stride: int) -> np.ndarray:
+    """The teacher's heatmaps of crop i seen through `view` (stored crop -> student input), on the student's
+    heatmap cells (cell j at input pixel j * stride): (17, h, w) float32 in 0..1."""
+    cells = np.vstack([view / stride, [0, 0, 1]]) @ np.vstack([crop.invert(data.soft_matrix[i][None])[0], [0, 0, 1]])
+    maps = np.ascontiguousarray(data.soft[i].transpose(1, 2, 0))  # (h, w, 17) for one warp of every joint
+    warped = cv2.warpAffine(maps, cells[:2], heatmap_size, flags=cv2.INTER_LINEAR, borderValue=0)
+    return warped.transpose(2, 0, 1).astype(np.float32) / 255.0
 
 
 def make_sample(data: CropSet, i: int, input_size: tuple[int, int], stride: int, sigma: float,
-                min_teacher_score: float, rng: np.random.Generator | None, aug: AugmentSettings):
+                min_teacher_score: float, rng: np.random.Generator | None, aug: AugmentSettings,
+                soft_weight: float = 0.0):
     """One (image uint8 (H, W, 3), heatmaps (17, h, w), weights (17,)) sample; random view if `rng` is given."""
-    m, flip = view_matrix(data.crop_size[i], input_size, rng, aug)
-    image = cv2.warpAffine(data.images[i], m, input_size, flags=cv2.INTER_LINEAR, borderValue=0)
-    xy, weight = targets_for(data, i, min_teacher_score)
+    stored = data.images[i]
+    m, flip = view_matrix(data.crop_size[i], input_size, rng, aug, stored.shape[1])
+    image = cv2.warpAffine(stored, m, input_size, flags=cv2.INTER_LINEAR, borderValue=0)
+    xy, weight, labelled = targets_for(data, i, min_teacher_score)
     xy = crop.apply(m[None], xy[None])[0]
-    if flip:
-        xy, weight = xy[FLIP], weight[FLIP]
-    if rng is not None:
-        image = photometric(image, rng, aug)
     hm_size = (input_size[0] // stride, input_size[1] // stride)
     hm_xy = xy / stride
+    targets = gaussian_targets(hm_xy, hm_size, sigma)
+    if soft_weight > 0 and data.soft is not None:
+        soft = soft_targets(data, i, m, hm_size, stride)
+        teacher_joints = ~labelled
+        targets[teacher_joints] = (1 - soft_weight) * targets[teacher_joints] + soft_weight * soft[teacher_joints]
+    if flip:
+        targets, weight, hm_xy = targets[FLIP], weight[FLIP], hm_xy[FLIP]
+    if rng is not None:
+        image = photometric(image, rng, aug)
     inside = (hm_xy[:, 0] >= 0) & (hm_xy[:, 0] <= hm_size[0] - 1) & (hm_xy[:, 1] >= 0) & (hm_xy[:, 1] <= hm_size[1] - 1)
-    return image, gaussian_targets(hm_xy, hm_size, sigma), weight * inside
+    return image, targets, weight * inside
