@@ -126,7 +126,10 @@ def main() -> None:
            "--set", f"output.rotate_s={args.rotate_s}"]
     for item in args.overrides:
         cmd += ["--set", item]
-    run = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # The run ends with SIGINT, as a user's Ctrl-C: restore its default in the child, which a shell's background
+    # job (this script under nohup, say) would otherwise inherit as ignored.
+    run = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     counter = LineCounter(args.outdir)
     samples, t0, restarted = [], time.monotonic(), None
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -75,6 +76,12 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def default_sigint() -> None:
+    """`preexec_fn` for a child that a test stops with SIGINT, as a user's Ctrl-C: a shell starts background jobs
+    with SIGINT ignored, and a child inherits that, so a suite started in the background would test nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def needs(available: bool, what: str) -> None:

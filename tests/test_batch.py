@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import DATA, run_cli
+from conftest import DATA, default_sigint, run_cli
 
 CLIPS = [DATA / "videos" / "urfd" / "videos" / "fall-21-cam0.mp4", DATA / "videos" / "urfd" / "videos" /
          "fall-28-cam0.mp4", DATA / "mot" / "TUD-Campus" / "TUD-Campus.mp4"]
@@ -98,7 +98,8 @@ def test_interrupted_batch_keeps_finished_videos_and_marks_the_rest(tmp_path, si
     proc = subprocess.Popen(
         [sys.executable, "-m", "fallwatch", "batch", str(CLIPS[0]), str(long_clip), "-o", str(out), "--workers", "2",
          "--no-progress", "--no-video"],  # full size: the long clip must still be running at the signal
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
+        preexec_fn=default_sigint)
     done, frames = out / CLIPS[0].stem / f"{CLIPS[0].stem}.summary.json", out / "vtest" / "vtest.frames.jsonl"
     deadline = time.time() + 300
     while time.time() < deadline and not (done.exists() and frames.exists() and

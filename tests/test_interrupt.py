@@ -12,7 +12,7 @@ import time
 import cv2
 import jsonschema
 import pytest
-from conftest import PETS
+from conftest import PETS, default_sigint
 
 from fallwatch.schemas import load_schema
 
@@ -24,6 +24,7 @@ def test_interrupted_run_leaves_valid_outputs(tmp_path, weights_dir, sig):
         [sys.executable, "-m", "fallwatch", "run", str(PETS / "vtest.avi"), "-o", str(out), "--no-progress",
          "--set", "detect.imgsz=160"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
+        preexec_fn=default_sigint,
     )
     jsonl = out / "vtest.frames.jsonl"
     deadline = time.time() + 120
