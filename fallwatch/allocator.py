@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import time
 
 log = logging.getLogger(__name__)
 
@@ -46,3 +47,28 @@ def set_mmap_threshold(kib: int) -> bool:
     if not taken:
         log.warning("the C library refused a malloc mmap threshold of %d KiB", kib)
     return taken
+
+
+class HeapTrimmer:
+    """Every `every_s` seconds, hands the pages that lie free inside the heap arenas back to the system
+    (`malloc_trim(0)`: since glibc 2.8 it releases whole free pages anywhere in every arena, not only at the top).
+    Holes left by frame buffers stay holes in the address space but cost no memory. Called from the frame loop
+    between two frames; `0` turns it off."""
+
+    def __init__(self, every_s: float):
+        self.every_s = every_s
+        self.libc = _libc() if every_s > 0 else None
+        if self.libc is not None and not hasattr(self.libc, "malloc_trim"):
+            self.libc = None
+        self.next_at = time.monotonic() + every_s
+        self.trims = 0
+        self.total_s = 0.0
+
+    def __call__(self) -> None:
+        if self.libc is None or time.monotonic() < self.next_at:
+            return
+        start = time.monotonic()
+        self.libc.malloc_trim(0)
+        self.trims += 1
+        self.total_s += time.monotonic() - start
+        self.next_at = time.monotonic() + self.every_s

@@ -93,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     pose.add_argument("--epochs", type=int, default=40)
     pose.add_argument("--samples-per-epoch", type=int, default=4000)
     pose.add_argument("--batch", type=int, default=32)
+    pose.add_argument("--device", default="cpu", help="where to train: cpu, cuda, cuda:N")
+    pose.add_argument("--workers", type=int, default=0, help="processes making training views (0: in the trainer)")
     pose.add_argument("--lr", type=float, default=5e-3, help="peak learning rate (one-cycle)")
     pose.add_argument("--bce-weight", type=float, default=0.25, help="confidence term against the localisation term")
     pose.add_argument("--soft-weight", type=float, default=0.5,

@@ -139,6 +139,7 @@ class RunConfig:
     threads: int
     overlap: bool
     mmap_threshold_kib: int
+    heap_trim_s: float
 
 
 @dataclass

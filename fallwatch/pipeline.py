@@ -25,7 +25,7 @@ import numpy as np
 
 from fallwatch import __version__
 from fallwatch.action.recognizer import FallRecognizer, load_stgcn
-from fallwatch.allocator import set_mmap_threshold
+from fallwatch.allocator import HeapTrimmer, set_mmap_threshold
 from fallwatch.config import Config, ConfigError
 from fallwatch.detect import YoloDetector
 from fallwatch.device import select_device
@@ -95,7 +95,8 @@ class Pipeline:
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
-        set_mmap_threshold(cfg.run.mmap_threshold_kib)  # process-wide: keeps a days-long run's memory flat
+        set_mmap_threshold(cfg.run.mmap_threshold_kib)  # process-wide
+        self.trim_heap = HeapTrimmer(cfg.run.heap_trim_s)  # keeps a days-long run's memory flat
         self.threads = runtime_threads(cfg.run.threads, cfg.run.overlap)
         if self.threads > 0:
             import torch
@@ -179,6 +180,7 @@ class Pipeline:
             segmenter = self._segmenter(outdir, paths, src.info)
             started, t0 = dt.datetime.now(dt.timezone.utc), time.perf_counter()
             status, error, frames, counts = "complete", None, 0, Counts()
+            self.trim_heap = HeapTrimmer(cfg.run.heap_trim_s)  # this run's trims, counted in its summary
             signals = _SignalGuard()
             signals.terminate_as_interrupt()
             bar = self._progress(src.info, max_frames, progress)
@@ -240,6 +242,7 @@ class Pipeline:
             for sink in sinks.values():
                 sink.write(frame, result)
         counts.add(result)
+        self.trim_heap()
         if src.info.is_live:
             counts.latency.add(time.monotonic() - frame.captured)
         if bar is not None:
@@ -371,6 +374,7 @@ class Pipeline:
             "timing_ms": timing,
             "throughput_fps": round(counts.frames / wall, 3) if wall > 0 else None,
             "latency_ms": counts.latency.summary(),  # live sources: frame decoded -> results written
+            "heap_trims": {"count": self.trim_heap.trims, "ms_total": round(1000 * self.trim_heap.total_s, 1)},
             "wall_s": round(wall, 3),
             "counts": counts.as_dict(),
             "config": _shown_config(self.cfg),

@@ -14,7 +14,7 @@ def restore(resume: Path | None, model: torch.nn.Module, opt, sched) -> tuple[in
     """(first epoch to run, history, best metric) — from `resume` if it exists, else a fresh start."""
     if resume is None or not resume.exists():
         return 0, [], -1.0
-    state = torch.load(resume, weights_only=False)
+    state = torch.load(resume, weights_only=False, map_location="cpu")
     model.load_state_dict(state["state_dict"])
     opt.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["scheduler"])

@@ -47,6 +47,9 @@ class PoseTrainSettings:
     lying_weight: float = 3.0  # people falling or on the floor are drawn this many times more often
     small_weight: float = 2.0  # ... and people smaller than small_px (longer box side in the frame) this many times
     small_px: float = 96.0
+    val_crops: int = 1500  # held-out crops scored after each epoch (a fixed subset) to keep the best checkpoint
+    device: str = "cpu"
+    workers: int = 0  # DataLoader processes making the views (0: in the training process)
     seed: int = 0
     augment: AugmentSettings = field(default_factory=AugmentSettings)
 
@@ -97,7 +100,8 @@ def heatmap_pck(model: HRNet, data: CropSet, idx: np.ndarray, s: PoseTrainSettin
     for start in range(0, len(idx), 64):
         part = idx[start:start + 64]
         x, hm, w = batch(data, part, s, rng, stride)
-        coords, _ = decode_heatmaps(torch.sigmoid(model(x)).numpy(), 11, True)
+        device = next(model.parameters()).device
+        coords, _ = decode_heatmaps(torch.sigmoid(model(x.to(device))).float().cpu().numpy(), 11, True)
         target, _ = decode_heatmaps(hm.numpy(), 11, True)
         scale = s.input_size[0] / data.crop_size[part, 0]
         norm = (data.box_size[part] * scale * s.pck_threshold / stride)[:, None]
@@ -107,29 +111,48 @@ def heatmap_pck(model: HRNet, data: CropSet, idx: np.ndarray, s: PoseTrainSettin
     return hits / max(total, 1.0)
 
 
+class ViewBatches(torch.utils.data.IterableDataset):
+    """Endless training batches of random views, drawn with `draw` weights; with DataLoader workers each worker has
+    its own seeded stream (seed, epoch, worker), so a run is reproducible for a given number of workers."""
+
+    def __init__(self, data: CropSet, idx: np.ndarray, draw: np.ndarray, s: PoseTrainSettings, seed: int,
+                 stride: int):
+        super().__init__()
+        self.data, self.idx, self.draw, self.s, self.seed, self.stride = data, idx, draw, s, seed, stride
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        rng = np.random.default_rng([self.seed, 0 if info is None else info.id + 1])
+        while True:
+            yield batch(self.data, rng.choice(self.idx, self.s.batch, p=self.draw), self.s, rng, self.stride)
+
+
 def train(data: CropSet, s: PoseTrainSettings, out: Path, resume: Path | None = None, progress: bool = True) -> dict:
     torch.manual_seed(s.seed)
-    rng = np.random.default_rng(s.seed)
+    device = torch.device(s.device)
     spec = HRNetSpec.from_dict(s.spec)
-    model = HRNet(spec)
+    model = HRNet(spec).to(device)
     stride = 4
     train_idx = np.flatnonzero(data.split == "train")
     val_idx = np.flatnonzero(data.split == "val")
+    if len(val_idx) > s.val_crops:  # checkpoint selection on a fixed subset; the full held-out set is scored at the end
+        val_idx = np.sort(np.random.default_rng(s.seed).choice(val_idx, s.val_crops, replace=False))
     opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
     steps = s.samples_per_epoch // s.batch
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, s.lr, total_steps=s.epochs * steps, pct_start=0.1)
     start_epoch, history, best = restore(resume, model, opt, sched)
-    if start_epoch:
-        rng = np.random.default_rng(s.seed + start_epoch)
-
     draw = sampling_weights(data, train_idx, s)
-
-    def step_loss() -> torch.Tensor:
-        x, hm, w = batch(data, rng.choice(train_idx, s.batch, p=draw), s, rng, stride)
-        return heatmap_loss(model(x), hm, w, s.sigma, s.bce_weight)
 
     for epoch in range(start_epoch, s.epochs):
         t0 = time.time()
+        stream = ViewBatches(data, train_idx, draw, s, s.seed * 1000 + epoch, stride)
+        batches = iter(torch.utils.data.DataLoader(stream, batch_size=None, num_workers=s.workers)
+                       if s.workers else stream)
+
+        def step_loss() -> torch.Tensor:
+            x, hm, w = (t.to(device, non_blocking=True) for t in next(batches))  # noqa: B023 - this epoch's stream
+            return heatmap_loss(model(x), hm, w, s.sigma, s.bce_weight)
+
         loss = run_epoch(model, opt, sched, steps, step_loss, f"epoch {epoch + 1}/{s.epochs}", progress)
         pck = heatmap_pck(model, data, val_idx, s, stride, None)
         pck_rot = heatmap_pck(model, data, val_idx, s, stride, np.random.default_rng(12345))
@@ -137,11 +160,11 @@ def train(data: CropSet, s: PoseTrainSettings, out: Path, resume: Path | None = 
                         "s": round(time.time() - t0, 1)})
         print(json.dumps(history[-1]), flush=True)
         payload = {"spec": spec.to_dict(), "input_size": list(s.input_size), "activation": "sigmoid",
-                   "state_dict": model.state_dict(), "train": asdict(s)}
+                   "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "train": asdict(s)}
         best = save_epoch(out, payload, "val_pck", pck, best, opt, sched, epoch + 1, history)
     return {"best_val_pck": best, "history": history, "train_crops": int(len(train_idx)),
-            "val_crops": int(len(val_idx)), "params": sum(p.numel() for p in model.parameters()),
-            "macs_per_person": count_macs(model, tuple(s.input_size))}
+            "val_crops": int((data.split == "val").sum()), "params": sum(p.numel() for p in model.parameters()),
+            "macs_per_person": count_macs(model.cpu(), tuple(s.input_size))}
 
 
 def pck_by_group(pred: np.ndarray, ref: np.ndarray, weight: np.ndarray, box_size: np.ndarray, groups: np.ndarray,
@@ -204,7 +227,7 @@ def run_from_args(args) -> dict:
                                     "pose.smoothing=false", "pose.flip_test=true", "run.progress=false"])
     settings = PoseTrainSettings(epochs=args.epochs, samples_per_epoch=args.samples_per_epoch, seed=args.seed,
                                  lr=args.lr, bce_weight=args.bce_weight, soft_weight=args.soft_weight,
-                                 batch=args.batch)
+                                 batch=args.batch, device=args.device, workers=args.workers)
     if args.spec:
         settings.spec = json.loads(args.spec)
     if args.input_size:
