@@ -272,19 +272,20 @@ def bench_pose(args) -> dict:
     return results
 
 
-STUDENT_CANDIDATES = {  # name -> (HRNetSpec fields, input (w, h)); "A" at 144x192 is hrnet-fallwatch-s
-    "A": ({"width": 16, "stem_width": 32, "layer1_blocks": 1, "modules": (1, 1), "blocks": 2}, (144, 192)),
-    "W16 3-stage": ({"width": 16, "stem_width": 32, "layer1_blocks": 1, "modules": (1, 2), "blocks": 2}, (144, 192)),
-    "W32 2-stage": ({"width": 32, "stem_width": 32, "layer1_blocks": 1, "modules": (1, 1), "blocks": 2}, (144, 192)),
-    "W24 3-stage": ({"width": 24, "stem_width": 32, "layer1_blocks": 1, "modules": (1, 1), "blocks": 2}, (144, 192)),
-    "A@256": ({"width": 16, "stem_width": 32, "layer1_blocks": 1, "modules": (1, 1), "blocks": 2}, (192, 256)),
-    "W18-small-like@256": ({"width": 18, "stem_width": 32, "layer1_blocks": 1, "modules": (1, 1, 1), "blocks": 1},
-                           (192, 256)),
-    "W18 4-stage b2@256": ({"width": 18, "stem_width": 32, "layer1_blocks": 1, "modules": (1, 1, 1), "blocks": 2},
-                           (192, 256)),
-    "W24@256": ({"width": 24, "stem_width": 32, "layer1_blocks": 1, "modules": (1, 1), "blocks": 2}, (192, 256)),
-    "W18-small-v2@256": ({"width": 18, "stem_width": 64, "layer1_blocks": 2, "modules": (1, 3, 2), "blocks": 2},
-                         (192, 256)),
+def _student(width: int, modules: tuple, blocks: int, size: tuple, stem: int = 32, layer1: int = 1):
+    return {"width": width, "stem_width": stem, "layer1_blocks": layer1, "modules": modules, "blocks": blocks}, size
+
+
+STUDENT_CANDIDATES = {  # name (width, modules of stages 2-4, blocks per branch, input) -> (HRNetSpec fields, (w, h))
+    "A: W16 (1,1) b2 144x192 (hrnet-fallwatch-s)": _student(16, (1, 1), 2, (144, 192)),
+    "W16 (1,2) b2 144x192": _student(16, (1, 2), 2, (144, 192)),
+    "W32 (1,1) b2 144x192": _student(32, (1, 1), 2, (144, 192)),
+    "W24 (1,1) b2 144x192": _student(24, (1, 1), 2, (144, 192)),
+    "W16 (1,1) b2 192x256": _student(16, (1, 1), 2, (192, 256)),
+    "W18 (1,1,1) b1 192x256 (W18-small-like)": _student(18, (1, 1, 1), 1, (192, 256)),
+    "W18 (1,1,1) b2 192x256": _student(18, (1, 1, 1), 2, (192, 256)),
+    "W24 (1,1) b2 192x256": _student(24, (1, 1), 2, (192, 256)),
+    "W18-small-v2 192x256 (stem 64, (1,3,2))": _student(18, (1, 3, 2), 2, (192, 256), stem=64, layer1=2),
 }
 
 

@@ -1,13 +1,16 @@
 """Where a long run's memory goes: `fallwatch run` in this process, with glibc's heap statistics sampled beside it.
 
     python scripts/heap_probe.py --minutes 8 --out docs/figures/heap_default.json
-    python scripts/heap_probe.py --minutes 8 --set run.mmap_threshold_kib=0 --out docs/figures/heap_glibc.json
+    python scripts/heap_probe.py --minutes 8 --set run.heap_trim_s=0 --out docs/figures/heap_no_trim.json
+    python scripts/heap_probe.py --minutes 12 --rtsp --out docs/figures/heap_live.json
 
-The input is a real fall clip repeated into one file (as scripts/soak.py streams it), processed at full speed with
-outputs rotating every 2 minutes. Every `--interval` seconds: resident memory, the bytes malloc has handed out and
-not taken back ("allocated"), the free bytes it keeps inside its arenas ("free in arenas"), the arenas' size, the
-separately mapped blocks, and the frames written. Growth is reported per processed frame after `--warmup` seconds:
-resident memory that grows while "allocated" stays flat and "free in arenas" grows is fragmentation, not a leak.
+The input is a real fall clip repeated into one file, processed at full speed with outputs rotating every 2
+minutes, or (`--rtsp`) streamed by GStreamer's RTSP server as scripts/soak.py does, for a live run. Every
+`--interval` seconds: resident memory, the bytes malloc has handed out and not taken back ("allocated"), the free
+bytes it keeps inside its arenas ("free in arenas"), the arenas' size, the separately mapped blocks, and the frames
+written. Growth is reported per processed frame after `--warmup` seconds: resident memory that grows while
+"allocated" stays flat and "free in arenas" grows is fragmentation, not a leak; resident memory that grows while
+all of malloc's figures stay flat is held outside malloc.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from soak import DEFAULT_VIDEO, LineCounter, looped_video  # noqa: E402
+from soak import DEFAULT_VIDEO, LineCounter, free_port, looped_video, start_server  # noqa: E402
 
 
 class MallInfo2(ctypes.Structure):
@@ -58,6 +61,8 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=8.0, help="length of the repeated clip (at its own rate)")
     parser.add_argument("--warmup", type=float, default=60.0, help="seconds before growth is measured")
     parser.add_argument("--interval", type=float, default=10.0)
+    parser.add_argument("--rtsp", action="store_true", help="serve the repeated clip over RTSP (a live run, as the "
+                        "soak) instead of reading the file; the run then ends after --minutes")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -80,7 +85,21 @@ def main() -> None:
             "--set", "output.rotate_s=120"]
     for item in args.overrides:
         argv += ["--set", item]
-    code = fallwatch(argv)
+    server = None
+    if args.rtsp:  # a live source: newest-frame reader, live report, latency; stopped by SIGINT after --minutes
+        import os
+        import signal
+
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a background job inherits SIGINT ignored
+        port = free_port()
+        server = start_server(video, port)
+        argv[1] = f"rtsp://127.0.0.1:{port}/live"
+        threading.Timer(args.minutes * 60 - 20, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+    try:
+        code = fallwatch(argv)
+    finally:
+        if server is not None:
+            server.kill()
     done.set()
     thread.join()
     report = {"command": "python scripts/heap_probe.py " + " ".join(sys.argv[1:]), "exit": code,

@@ -115,13 +115,12 @@ def _frames(paths: list[Path]):
 
 
 def _alarm_image(event: dict, videos: list[tuple[int, Path]]) -> np.ndarray | None:
-    """The event's own snapshot (written at the alarm: also there while a live run's video is still open), else
-    the alarm frame from the video segment that holds it."""
+    """The event's own snapshot (written at the alarm: also there while a live run's video is still open; a live
+    report rebuilt before the evidence worker wrote it shows the card without an image, and the next rebuild has
+    it), else, for runs without evidence, the alarm frame from the video segment that holds it."""
     snapshot = event.get("snapshot")
-    if snapshot and Path(snapshot).is_file():
-        image = cv2.imread(snapshot)
-        if image is not None:
-            return image
+    if snapshot:  # promised: a live run's video segment is still open (no index yet), so never read it instead
+        return cv2.imread(snapshot) if Path(snapshot).is_file() else None
     held = [(s, p) for s, p in videos if s <= event["alarm_frame"]]
     if not held:
         return None
