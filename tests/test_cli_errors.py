@@ -170,3 +170,10 @@ def test_train_pose_without_data(tmp_path):
                    "--out", str(tmp_path / "student.pt"))
     _assert_one_line_error(proc, "no crop cache", "nodata")
     assert not (tmp_path / "student.pt").exists() and not (tmp_path / "cache.npz").exists()
+
+
+def test_train_pose_on_an_empty_cache(tmp_path):
+    proc = run_cli("train", "pose", "--cache", str(tmp_path / "cache"), "--cache-only-existing",
+                   "--out", str(tmp_path / "student.pt"))
+    _assert_one_line_error(proc, "no crop cache", "cache")
+    assert not (tmp_path / "student.pt").exists()

@@ -241,7 +241,7 @@ def run_from_args(args) -> dict:
         if missing:
             from fallwatch.errors import UsageError
 
-            raise UsageError(f"no training data to build the crop cache: missing {missing[0]}")
+            raise UsageError(f"no crop cache can be built without the training data: missing {missing[0]}")
         pose_cache.build(args.data, args.cache, cfg, plan, aspect, args.detections, progress=not args.no_progress)
     data = pose_cache.load_cache(args.cache)
     if args.cache_only:

@@ -244,7 +244,9 @@ def load_cache(cache: Path) -> CropSet:
             if len(z["jpeg_end"]):
                 parts.append({k: z[k] for k in z.files})
     if not parts:
-        raise FileNotFoundError(f"no crops in {cache}")
+        from fallwatch.errors import UsageError
+
+        raise UsageError(f"no crop cache at {cache}: no shard there holds a crop")
     offset, ends, blobs = 0, [], []
     for p in parts:
         ends.append(p["jpeg_end"] + offset)
