@@ -1,13 +1,17 @@
-"""Keeps a long run's resident memory flat: large buffers are given to the system when freed.
+"""Keeps a long run's resident memory from creeping: the heap's free pages go back to the system.
 
 Every frame allocates and frees a few large buffers (the decoded frame, the detector's float input, crops, the
 annotated copy), from five threads. glibc's malloc serves buffers above its mmap threshold with their own mapping,
 returned at `free`; but that threshold is dynamic — each freed mapping raises it to the freed size (up to 32 MiB),
-so after the first frames every frame buffer comes from the heap arenas instead. There, buffers of slightly
-different sizes freed in another order than allocated leave holes the next frame cannot use: a live run measured
-+6 kB per processed frame (arena +12.9 MB over 2,255 frames, allocated bytes flat), gigabytes over a week. A fixed
-threshold (`mallopt(M_MMAP_THRESHOLD)`, which also stops the dynamic adjustment) keeps every buffer above it out of
-the arenas. glibc only: elsewhere (musl, macOS, Windows) this does nothing.
+so after the first frames every frame buffer comes from the heap arenas instead. There, buffers of different sizes
+freed in another order than allocated leave holes that stay resident: +6 kB per processed frame measured, with
+malloc's allocated bytes flat (docs/benchmarks.md, "Where the memory went").
+
+Two remedies: `HeapTrimmer` (the default, `run.heap_trim_s`) hands the whole free pages inside the arenas back every
+few seconds, at no measurable cost — flat on file runs, live runs still creep more slowly; `set_mmap_threshold`
+(`run.mmap_threshold_kib`, off by default) keeps every buffer above a fixed size out of the arenas, but makes every
+large torch / numpy temporary pay for a mapping (1.27x slower on a crowded scene). glibc only: elsewhere (musl,
+macOS, Windows) both do nothing.
 """
 
 from __future__ import annotations
