@@ -19,6 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fallwatch.io.framepool import copy_into
 from fallwatch.types import Frame, FrameResult
 
 
@@ -27,6 +28,7 @@ class EvidenceSink:
                  annotate: Callable[[np.ndarray, FrameResult], np.ndarray], queue_size: int = 64):
         self.outdir, self.name, self.fps, self.post_s, self.codec = outdir, name, fps, post_s, codec
         self._annotate = annotate
+        self._canvas: np.ndarray | None = None  # reused drawing surface (this writer's thread only)
         self._ring: deque = deque(maxlen=max(1, math.ceil(pre_s * fps)))
         self._open: dict[int, dict] = {}  # event_id -> frames collected so far and the time to stop
         self._done: dict[int, dict] = {}
@@ -56,7 +58,8 @@ class EvidenceSink:
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
             frame, result = item
-            image = self._annotate(frame.image.copy(), result)
+            self._canvas = copy_into(self._canvas, frame.image)
+            image = self._annotate(self._canvas, result)
             ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
             if not ok:
                 continue

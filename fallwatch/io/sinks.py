@@ -18,6 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from fallwatch.io.framepool import copy_into
 from fallwatch.types import FallEvent, Frame, FrameResult, HeldPerson
 
 
@@ -197,6 +198,7 @@ class VideoSink:
         self.fps = fps
         self.codec = codec
         self._annotate = annotate
+        self._canvas: np.ndarray | None = None  # reused drawing surface (this writer's thread only)
         self._writer = self._open(path)
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._error: BaseException | None = None
@@ -230,7 +232,8 @@ class VideoSink:
                     self._writer = self._open(item)
                     continue
                 image, result = item
-                canvas = self._annotate(image.copy(), result)
+                self._canvas = copy_into(self._canvas, image)
+                canvas = self._annotate(self._canvas, result)
                 if (canvas.shape[1], canvas.shape[0]) != self.size:
                     canvas = cv2.resize(canvas, self.size, interpolation=cv2.INTER_AREA)
                 self._writer.write(canvas)

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from fallwatch.errors import FallwatchError
+from fallwatch.io.framepool import FramePool, read_into
 from fallwatch.types import Frame
 
 log = logging.getLogger(__name__)
@@ -182,7 +183,12 @@ def _open_video_file(path: Path, settings: ReaderSettings) -> FrameSource:
     fps = _container_fps(cap, settings.folder_fps)
     count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) or None
     info = SourceInfo(str(path), path.stem, "file", fps, first.shape[1], first.shape[0], count, False)
-    return FrameSource(info, _video_frames(cap, first, fps), settings)
+    return FrameSource(info, _video_frames(cap, first, fps, _pool(settings.queue_size)), settings)
+
+
+def _pool(queue_size: int) -> FramePool:
+    """Room for a full queue plus the frames the pipeline, the video writer and the evidence recorder hold."""
+    return FramePool(queue_size + 8)
 
 
 def _container_fps(cap: cv2.VideoCapture, fallback: float) -> float:
@@ -191,7 +197,7 @@ def _container_fps(cap: cv2.VideoCapture, fallback: float) -> float:
     return float(fps) if fps and np.isfinite(fps) and 0 < fps < 1000 else fallback
 
 
-def _video_frames(cap: cv2.VideoCapture, first: np.ndarray, fps: float) -> Iterator[Frame]:
+def _video_frames(cap: cv2.VideoCapture, first: np.ndarray, fps: float, pool: FramePool) -> Iterator[Frame]:
     """Frames with container timestamps where they are monotonic; index / fps otherwise."""
     try:
         index, image, last_t = 0, first, -1.0
@@ -203,7 +209,7 @@ def _video_frames(cap: cv2.VideoCapture, first: np.ndarray, fps: float) -> Itera
             last_t = t
             yield Frame(index, t, image)
             index += 1
-            ok, image = cap.read()
+            ok, image = read_into(cap, pool, image)
             if not ok:
                 image = None
     finally:
@@ -266,7 +272,8 @@ def _open_capture(spec: str, target, kind: str, settings: ReaderSettings) -> Fra
     name = f"webcam{spec}" if kind == "webcam" else _stream_name(spec)
     info = SourceInfo(spec, name, kind, fps, first.shape[1], first.shape[0], None, True)
     stats = StreamStats()
-    return FrameSource(info, _live_frames(cap, target, first, kind, settings, stats), settings, stats)
+    frames = _live_frames(cap, target, first, kind, settings, stats, _pool(settings.live_queue_size))
+    return FrameSource(info, frames, settings, stats)
 
 
 _SECRET_PARAMS = re.compile(r"(token|key|pass|pwd|secret|auth|sig|signature|credential)", re.I)
@@ -298,17 +305,18 @@ def _stream_name(url: str) -> str:
 
 
 def _live_frames(cap, target, first: np.ndarray, kind: str, settings: ReaderSettings,
-                 stats: StreamStats) -> Iterator[Frame]:
+                 stats: StreamStats, pool: FramePool) -> Iterator[Frame]:
     """Wall-clock timestamps; a network stream that stops delivering is reopened with exponential back-off (counted
     in `stats`)."""
     t0 = time.monotonic()
-    index, image = 0, first
+    index, image, like = 0, first, first
     try:
         while True:
             if image is not None:
                 yield Frame(index, time.monotonic() - t0, image)
                 index += 1
-            ok, image = cap.read()
+                like = image
+            ok, image = read_into(cap, pool, like)
             if ok:
                 continue
             image = None
