@@ -78,7 +78,7 @@ def test_live_report_rebuilds_are_spaced(tmp_path, monkeypatch):
     from fallwatch.types import Detections, FallEvent, Frame, FrameResult
 
     builds = []
-    monkeypatch.setattr(report, "write_report", lambda outdir, name: builds.append(time.monotonic()))
+    monkeypatch.setattr(report.LiveReportSink, "_rebuild", lambda self: builds.append(time.monotonic()))
     sink = report.LiveReportSink(tmp_path, "cam", min_interval_s=0.5)
     closed = FallEvent(1, 0, 0.0, 0.9, (0.0, 0.0, 1.0, 1.0), end_frame=3, end_time=0.1)
     image = np.zeros((4, 4, 3), np.uint8)
@@ -89,3 +89,36 @@ def test_live_report_rebuilds_are_spaced(tmp_path, monkeypatch):
     sink.close()
     assert 3 <= len(builds) <= 4, builds  # at 0, 0.5, 1.0, 1.5 s — not at every one of ~150 frames
     assert all(b - a >= 0.5 for a, b in zip(builds, builds[1:], strict=False))
+
+
+def test_live_report_is_rebuilt_by_a_child_process(fall_run, tmp_path):
+    """The live sink's rebuild (in a process of its own) writes the page the end of a run writes."""
+    import fallwatch.report as report
+    from fallwatch.types import Detections, FallEvent, Frame, FrameResult
+
+    folder = tmp_path / "run"
+    shutil.copytree(fall_run["out"], folder)
+    (folder / "S3_Fall_19.report.html").unlink()
+    sink = report.LiveReportSink(folder, "S3_Fall_19")
+    closed = FallEvent(1, 0, 0.0, 0.9, (0.0, 0.0, 1.0, 1.0), end_frame=3, end_time=0.1)
+    sink.write(Frame(0, 0.0, np.zeros((4, 4, 3), np.uint8)), FrameResult(0, 0.0, Detections.empty(), events=(closed,)))
+    sink.close()
+    assert (folder / "S3_Fall_19.report.html").read_text() == fall_run["report"].read_text()
+
+
+def test_live_report_never_reads_the_segment_being_written(fall_run, tmp_path):
+    """An event whose snapshot is not on disk yet: after the run the alarm frame comes from the video; while the run
+    is live its only segment is still open (no index) and is not read."""
+    import json
+
+    from fallwatch.report import write_report
+
+    folder = tmp_path / "run"
+    shutil.copytree(fall_run["out"], folder)
+    events_path = folder / "S3_Fall_19.events.json"
+    events = json.loads(events_path.read_text())
+    for event in events["events"]:
+        event["snapshot"] = None
+    events_path.write_text(json.dumps(events))
+    assert "data:image/jpeg" in write_report(folder, "S3_Fall_19").read_text()
+    assert "data:image/jpeg" not in write_report(folder, "S3_Fall_19", live=True).read_text()

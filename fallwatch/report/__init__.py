@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
+import logging
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -12,12 +14,16 @@ from fallwatch.types import Frame, FrameResult
 
 __all__ = ["LiveReportSink", "ReportError", "report_names", "write_report"]
 
+log = logging.getLogger(__name__)
+
 
 class LiveReportSink:
     """For live sources: rebuilds the report on a background thread when a fall event closes, so the page is current
     without stalling the frame loop. A rebuild reads the whole run, so it is spaced: at most once per
     `min_interval_s`, and never more often than every 20 times its own last duration (a week-long run's rebuild
-    takes longer); an event that closes in between is in the next rebuild, and the run's end always writes one."""
+    takes longer); an event that closes in between is in the next rebuild, and the run's end always writes one.
+    Each rebuild runs in a child process (`python -m fallwatch.report`), so its transients never fragment the live
+    run's heap; the child has a session of its own, so a Ctrl-C meant for the run does not interrupt it midway."""
 
     def __init__(self, outdir: Path, name: str, min_interval_s: float = 60.0):
         self.outdir, self.name = outdir, name
@@ -39,9 +45,21 @@ class LiveReportSink:
 
     def _build(self) -> None:
         t0 = time.monotonic()
-        with contextlib.suppress(Exception):  # a report is a convenience: it never takes a live run down
-            write_report(self.outdir, self.name)
+        self._rebuild()
         self._last_took = time.monotonic() - t0
+
+    def _rebuild(self) -> None:
+        """A report is a convenience: a failed rebuild is logged, never raised into a live run."""
+        try:
+            done = subprocess.run([sys.executable, "-m", "fallwatch.report", str(self.outdir), self.name],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                  start_new_session=True, check=False)
+        except OSError as exc:
+            log.warning("live report not rebuilt: %s", exc)
+            return
+        if done.returncode != 0:
+            lines = done.stderr.decode(errors="replace").strip().splitlines() or [f"exit {done.returncode}"]
+            log.warning("live report not rebuilt: %s", lines[-1])
 
     def close(self) -> None:
         if self._thread is not None:

@@ -39,12 +39,13 @@ def report_names(outdir: Path) -> list[str]:
     return names
 
 
-def write_report(outdir: Path, name: str) -> Path:
-    """Build `<name>.report.html` in `outdir`, atomically; returns its path."""
+def write_report(outdir: Path, name: str, live: bool = False) -> Path:
+    """Build `<name>.report.html` in `outdir`, atomically; returns its path. `live`: the run is still writing its
+    last video segment, which has no index yet and is never read."""
     summary = _read_json(outdir / f"{name}.summary.json") or {}
     events = (_read_json(outdir / f"{name}.events.json") or {}).get("events", [])
     series, duration, people = _series([p for _, p in segment_files(outdir, name, ".frames.jsonl")])
-    html = render(name, summary, events, series, duration, people, _snapshots(outdir, name, summary, events))
+    html = render(name, summary, events, series, duration, people, _snapshots(outdir, name, summary, events, live))
     path = outdir / f"{name}.report.html"
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(html, encoding="utf-8")
@@ -114,15 +115,16 @@ def _frames(paths: list[Path]):
                     continue
 
 
-def _alarm_image(event: dict, videos: list[tuple[int, Path]]) -> np.ndarray | None:
+def _alarm_image(event: dict, videos: list[tuple[int, Path]], live: bool) -> np.ndarray | None:
     """The event's own snapshot (written at the alarm: also there while a live run's video is still open; a live
     report rebuilt before the evidence worker wrote it shows the card without an image, and the next rebuild has
-    it), else, for runs without evidence, the alarm frame from the video segment that holds it."""
+    it), else, for runs without evidence, the alarm frame from the video segment that holds it — never, in a live
+    run, from the last segment, which is still being written (no index yet)."""
     snapshot = event.get("snapshot")
     if snapshot:  # promised: a live run's video segment is still open (no index yet), so never read it instead
         return cv2.imread(snapshot) if Path(snapshot).is_file() else None
     held = [(s, p) for s, p in videos if s <= event["alarm_frame"]]
-    if not held:
+    if not held or (live and held[-1] == videos[-1]):
         return None
     start, video = held[-1]
     cap = cv2.VideoCapture(str(video))
@@ -134,7 +136,7 @@ def _alarm_image(event: dict, videos: list[tuple[int, Path]]) -> np.ndarray | No
     return image if ok else None
 
 
-def _snapshots(outdir: Path, name: str, summary: dict, events: list[dict]) -> dict[int, str]:
+def _snapshots(outdir: Path, name: str, summary: dict, events: list[dict], live: bool) -> dict[int, str]:
     """event_id -> JPEG data URI of the alarm frame: the event's snapshot, or the annotated video's segment that
     holds it (or the input file)."""
     videos = segment_files(outdir, name, ".mp4")
@@ -143,7 +145,7 @@ def _snapshots(outdir: Path, name: str, summary: dict, events: list[dict]) -> di
         videos = [(0, source)]
     shots = {}
     for event in events[:MAX_CARDS]:
-        image = _alarm_image(event, videos)
+        image = _alarm_image(event, videos, live)
         if image is None:
             continue
         scale = SNAPSHOT_WIDTH / image.shape[1]
