@@ -19,6 +19,17 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_PROJECT = Path("runs") / "fallwatch"
 
 
+def _part(text: str) -> tuple[int, int]:
+    """`K/N` -> (K, N), 0 <= K < N: which share of the crop cache one builder writes."""
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected K/N such as 0/2, got {text!r}") from None
+    if not 0 <= k < n:
+        raise argparse.ArgumentTypeError(f"K/N needs 0 <= K < N, got {text!r}")
+    return k, n
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fallwatch", description="Per-person fall detection in video.")
     parser.add_argument("--version", action="version", version=f"fallwatch {__version__}")
@@ -86,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     pose.add_argument("--detections", type=Path, default=Path("runs/detections"),
                       help="the evaluation scripts' detection cache, used where it holds a clip")
     pose.add_argument("--cache-only", action="store_true", help="build the crop cache, report it, do not train")
+    pose.add_argument("--part", type=_part, metavar="K/N",
+                      help="build only every N-th shard from the K-th (one builder per core); 0/2 and 1/2 together "
+                           "write the whole cache")
     pose.add_argument("--cache-only-existing", action="store_true",
                       help="train on the shards already there; build nothing (no ../shared/data needed)")
     pose.add_argument("--out", type=Path, default=Path("runs/hrnet_student.pt"))

@@ -226,3 +226,23 @@ def test_cache_splits_never_share_a_recording():
     clips = shared_clips(DATA)
     held_out = {c.name for c, split in sources if split == "val"}
     assert {c.name for key in ("test", "test_new", "fall_free") for c in clips[key]} <= held_out
+
+
+def test_cache_parts_share_the_sources_without_overlap():
+    """Builders of parts 0/N .. N-1/N (one per core) write every shard of the cache once between them; a wrong
+    part is refused with one clear line."""
+    from conftest import DATA
+
+    from fallwatch.cli import main
+    from fallwatch.train import pose_cache
+
+    names = ["lspet", *(c.name for c, _ in pose_cache.clip_sources(DATA))]
+    for n in (1, 2, 3):
+        parts = [pose_cache.in_part(names, (k, n)) for k in range(n)]
+        assert set().union(*parts) == set(names) and sum(map(len, parts)) == len(names)
+        assert max(map(len, parts)) - min(map(len, parts)) <= 1
+    with pytest.raises(ValueError):
+        pose_cache.in_part(names, (2, 2))
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "pose", "--part", "2/2", "--cache-only"])
+    assert stop.value.code == 2

@@ -158,3 +158,74 @@ def test_a_server_that_never_comes_back_ends_the_run_cleanly(clip_server, tmp_pa
     written = "".join(p.read_text(errors="replace") for p in out.iterdir() if p.suffix in {".json", ".jsonl", ".html"})
     for secret in ("S3cretPass", "T0kenValue"):
         assert secret not in stdout + stderr + written + "".join(p.name for p in out.iterdir())
+
+
+@contextlib.contextmanager
+def _mjpeg_server(clip: Path, fps: float = 15.0):
+    """An HTTP MJPEG camera on loopback (multipart/x-mixed-replace, as IP cameras and ESP32-CAMs serve it): the
+    real clip's frames as JPEGs, in a loop, paced at `fps`. Yields the stream's URL."""
+    import http.server
+    import threading
+
+    cap = cv2.VideoCapture(str(clip))
+    jpegs = []
+    while len(jpegs) < 60:
+        ok, image = cap.read()
+        if not ok:
+            break
+        jpegs.append(cv2.imencode(".jpg", image)[1].tobytes())
+    cap.release()
+
+    class Camera(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+            self.end_headers()
+            try:
+                for i in range(100_000):
+                    jpeg = jpegs[i % len(jpegs)]
+                    self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\n"
+                                     b"Content-Length: %d\r\n\r\n" % len(jpeg) + jpeg + b"\r\n")
+                    time.sleep(1.0 / fps)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Camera)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/stream.mjpg"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_http_mjpeg_camera(tmp_path):
+    """An HTTP MJPEG camera (the documented `http://` input): the run reads it as a live source, finds the
+    pedestrians of the real clip and stops after --max-frames with a complete summary."""
+    with _mjpeg_server(CLIP) as url:
+        proc = _run(url, tmp_path, "--max-frames", "12")
+        stdout, stderr = proc.communicate(timeout=180)
+    assert proc.returncode == 0, stderr
+    summary = json.loads(next(tmp_path.glob("*.summary.json")).read_text())
+    assert summary["status"] == "complete" and summary["input"]["kind"] == "stream"
+    assert summary["input"]["path"] == url and summary["input"]["frames"] == 12
+    assert (summary["input"]["width"], summary["input"]["height"]) == (640, 480)
+    lines = read_jsonl(next(tmp_path.glob("*.frames.jsonl")))
+    assert len(lines) == 12
+    assert sum(len(d["persons"]) for d in lines) >= 12 * 3  # TUD-Stadtmitte: a street full of people
+
+
+def test_a_webcam_index_without_a_camera_is_one_clear_error(tmp_path):
+    """A webcam index is opened through the camera API: where no camera is there, the run ends with one line that
+    names it and a non-zero exit, never a traceback or an empty output that looks complete."""
+    if Path("/dev/video7").exists():
+        pytest.skip("this machine has a camera at index 7")
+    proc = _run("7", tmp_path)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert "cannot open webcam 7" in stderr and "Traceback" not in stderr
+    assert not list(tmp_path.glob("*.summary.json"))

@@ -242,7 +242,8 @@ def run_from_args(args) -> dict:
             from fallwatch.errors import UsageError
 
             raise UsageError(f"no crop cache can be built without the training data: missing {missing[0]}")
-        pose_cache.build(args.data, args.cache, cfg, plan, aspect, args.detections, progress=not args.no_progress)
+        pose_cache.build(args.data, args.cache, cfg, plan, aspect, args.detections, progress=not args.no_progress,
+                         part=getattr(args, "part", None))
     data = pose_cache.load_cache(args.cache)
     if args.cache_only:
         return {"cache": cache_report(args.cache, data)}

@@ -174,10 +174,22 @@ def _empty_shard() -> dict:
     return {"jpeg_bytes": np.zeros(0, np.uint8), "jpeg_end": np.zeros(0, np.int64)}
 
 
+def in_part(names: list[str], part: tuple[int, int] | None) -> set[str]:
+    """The shards that part (k, n) of a build writes: every n-th name from the k-th, in sorted order, so n builders
+    (one per core) share the sources without overlap and together write every shard."""
+    if part is None:
+        return set(names)
+    k, n = part
+    if not 0 <= k < n:
+        raise ValueError(f"part {k}/{n}: k must be in 0..{n - 1}")
+    return {name for i, name in enumerate(sorted(names)) if i % n == k}
+
+
 def build(data: Path, cache: Path, cfg, plan: CachePlan, aspect: float, detections: Path | None,
-          progress: bool = True, only: set[str] | None = None) -> dict:
-    """Writes every missing shard of `cache`; `cfg` is the config whose detector and pose model (the teacher, with
-    pose.flip_test on) label the crops. Returns {shard name: crops} for the shards written now."""
+          progress: bool = True, only: set[str] | None = None, part: tuple[int, int] | None = None) -> dict:
+    """Writes every missing shard of `cache` (of `only`, of `part`); `cfg` is the config whose detector and pose
+    model (the teacher, with pose.flip_test on) label the crops. Returns {shard name: crops} for the shards written
+    now."""
     from tqdm import tqdm
 
     from fallwatch.detect import YoloDetector
@@ -192,7 +204,12 @@ def build(data: Path, cache: Path, cfg, plan: CachePlan, aspect: float, detectio
             "padding": cfg.pose.padding}
     if (cache / "plan.json").exists() and json.loads((cache / "plan.json").read_text()) != meta:
         raise ValueError(f"{cache} was built with another plan or teacher; use another folder")
-    (cache / "plan.json").write_text(json.dumps(meta, indent=2) + "\n")
+    tmp = cache / f"plan.{os.getpid()}.tmp"  # atomic: builders of other parts may be reading it
+    tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    os.replace(tmp, cache / "plan.json")
+    sources = clip_sources(data)
+    mine = in_part(["lspet", *(c.name for c, _ in sources)], part)
+    only = mine if only is None else mine & set(only)
     teacher = PoseEstimator(cfg.pose, build_heatmap_model(cfg.pose, resolve(cfg.pose.model, allow_download=False).path,
                                                           "cpu"))
     detect_key = {k: v for k, v in cfg.to_dict()["detect"].items() if k in DETECT_KEY_FIELDS}
@@ -200,7 +217,7 @@ def build(data: Path, cache: Path, cfg, plan: CachePlan, aspect: float, detectio
     detector = None
     written = {}
     writer = ShardWriter(teacher, plan, aspect, cfg.pose.padding)
-    if (only is None or "lspet" in only) and not (shards / "lspet.npz").exists():
+    if "lspet" in only and not (shards / "lspet.npz").exists():
         for path, split, group, box, labels in tqdm(list(lspet_items(data / "images" / "lspet_subset",
                                                                       plan.val_every)),
                                                     desc="LSPET", disable=not progress):
@@ -210,8 +227,7 @@ def build(data: Path, cache: Path, cfg, plan: CachePlan, aspect: float, detectio
         written["lspet"] = writer.save(shards / "lspet.npz")
     free = fall_free_names(data)
     settings = ReaderSettings.from_config(cfg.run)
-    todo = [(c, s) for c, s in clip_sources(data)
-            if not (shards / f"{c.name}.npz").exists() and (only is None or c.name in only)]
+    todo = [(c, s) for c, s in sources if not (shards / f"{c.name}.npz").exists() and c.name in only]
     for clip, split in tqdm(todo, desc="videos", disable=not progress):
         known = det_cache.load(clip) if det_cache is not None else None
         with open_source(str(clip.path), settings) as src:
@@ -239,7 +255,7 @@ def build(data: Path, cache: Path, cfg, plan: CachePlan, aspect: float, detectio
 def load_cache(cache: Path) -> CropSet:
     """Every shard of `cache` in name order, as one CropSet (JPEG crops decoded on demand)."""
     parts = []
-    for path in sorted((cache / "shards").glob("*.npz")):
+    for path in sorted(p for p in (cache / "shards").glob("*.npz") if not p.name.endswith(".tmp.npz")):
         with np.load(path) as z:
             if len(z["jpeg_end"]):
                 parts.append({k: z[k] for k in z.files})
