@@ -243,7 +243,7 @@ def run_from_args(args) -> dict:
 
             raise UsageError(f"no crop cache can be built without the training data: missing {missing[0]}")
         pose_cache.build(args.data, args.cache, cfg, plan, aspect, args.detections, progress=not args.no_progress,
-                         part=getattr(args, "part", None))
+                         part=args.part)
     data = pose_cache.load_cache(args.cache)
     if args.cache_only:
         return {"cache": cache_report(args.cache, data)}

@@ -150,8 +150,9 @@ class ShardWriter:
             arrays["jpeg_bytes"] = np.frombuffer(b"".join(jpeg), np.uint8)
             arrays["jpeg_end"] = np.cumsum([len(b) for b in jpeg]).astype(np.int64)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, **arrays)
+        tmp = path.with_name(path.name + ".tmp")  # not *.npz: a shard being written is never loaded
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
         os.replace(tmp, path)
         self.rows = {}
         return len(arrays["jpeg_end"])
@@ -255,7 +256,7 @@ def build(data: Path, cache: Path, cfg, plan: CachePlan, aspect: float, detectio
 def load_cache(cache: Path) -> CropSet:
     """Every shard of `cache` in name order, as one CropSet (JPEG crops decoded on demand)."""
     parts = []
-    for path in sorted(p for p in (cache / "shards").glob("*.npz") if not p.name.endswith(".tmp.npz")):
+    for path in sorted((cache / "shards").glob("*.npz")):
         with np.load(path) as z:
             if len(z["jpeg_end"]):
                 parts.append({k: z[k] for k in z.files})
