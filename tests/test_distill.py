@@ -134,6 +134,25 @@ def test_training_is_resumable_and_writes_a_loadable_student(tmp_path, monkeypat
     assert trainer.heatmap_loss(right, target, weight, 2.0) < trainer.heatmap_loss(wrong, target, weight, 2.0)
 
 
+def test_draw_weights_favour_lying_small_and_photo_crops():
+    """Each kind is drawn in proportion to count x weight: a lying person 3x, a small one 2x, a photo 3x (with
+    --photo-weight 3), multiplied where a crop is several of these."""
+    from dataclasses import replace
+
+    from fallwatch.train.pose import PoseTrainSettings, sampling_weights
+
+    base = _marker_set(6)
+    data = replace(base, group=np.array(["adl", "fallen", "adl", "upright", "horizontal", "upright"]),
+                   frame_box_px=np.array([200.0, 200.0, 50.0, 200.0, 200.0, 50.0]),
+                   frame=np.array([3, 4, 5, -1, -1, -1]))
+    idx = np.arange(6)
+    p = sampling_weights(data, idx, PoseTrainSettings(photo_weight=3.0))
+    expected = np.array([1, 3, 2, 3, 9, 6], float)
+    np.testing.assert_allclose(p, expected / expected.sum())
+    plain = sampling_weights(data, idx, PoseTrainSettings())
+    np.testing.assert_allclose(plain, np.array([1, 3, 2, 1, 3, 2]) / 12)
+
+
 @pytest.fixture(scope="module")
 def real_cache(tmp_path_factory, weights_dir):
     """The crop cache of one real fall clip (GMDCSA24 S3_Fall_19), labelled by MoveNet Thunder with flip test, the

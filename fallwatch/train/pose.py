@@ -47,6 +47,7 @@ class PoseTrainSettings:
     lying_weight: float = 3.0  # people falling or on the floor are drawn this many times more often
     small_weight: float = 2.0  # ... and people smaller than small_px (longer box side in the frame) this many times
     small_px: float = 96.0
+    photo_weight: float = 1.0  # ... and the photos (LSPET: the hardest poses, the only human labels) this many times
     val_crops: int = 1500  # held-out crops scored after each epoch (a fixed subset) to keep the best checkpoint
     device: str = "cpu"
     workers: int = 0  # DataLoader processes making the views (0: in the training process)
@@ -68,10 +69,12 @@ def batch(data: CropSet, idx: np.ndarray, s: PoseTrainSettings, rng: np.random.G
 
 
 def sampling_weights(data: CropSet, idx: np.ndarray, s: PoseTrainSettings) -> np.ndarray:
-    """Probability of drawing each of `idx`: lying / falling people and small people weighted up."""
+    """Probability of drawing each of `idx`: lying / falling people, small people and photos weighted up."""
     weight = np.where(np.isin(data.group[idx], LYING_GROUPS), s.lying_weight, 1.0)
     if data.frame_box_px is not None:
         weight = weight * np.where(data.frame_box_px[idx] < s.small_px, s.small_weight, 1.0)
+    if data.frame is not None:
+        weight = weight * np.where(data.frame[idx] < 0, s.photo_weight, 1.0)
     return weight / weight.sum()
 
 
@@ -227,7 +230,8 @@ def run_from_args(args) -> dict:
                                     "pose.smoothing=false", "pose.flip_test=true", "run.progress=false"])
     settings = PoseTrainSettings(epochs=args.epochs, samples_per_epoch=args.samples_per_epoch, seed=args.seed,
                                  lr=args.lr, bce_weight=args.bce_weight, soft_weight=args.soft_weight,
-                                 batch=args.batch, device=args.device, workers=args.workers)
+                                 batch=args.batch, device=args.device, workers=args.workers,
+                                 photo_weight=args.photo_weight)
     if args.spec:
         settings.spec = json.loads(args.spec)
     if args.input_size:
