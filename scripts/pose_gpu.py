@@ -1,15 +1,17 @@
 """Train the HRNet student on a lent GPU machine in one go: the crop cache travels in parts, the checkpoint comes back.
 
-The device machine receives only the repository (64 MiB a call, ../shared stays behind), so the cache built here
-(`fallwatch train pose --cache-only`) is packed into parts of at most `--part-mib` MiB — crops re-encoded as JPEG
-(quality `--jpeg-quality`), teacher heatmaps deflated — into `.gpu_pack/` (ignored by git), one part carried per call:
+A lent GPU machine receives only a copy of the repository (64 MiB at a time, ../shared stays behind), so the cache
+built here (`fallwatch train pose --cache-only`) is packed into parts of at most `--part-mib` MiB — crops re-encoded
+as JPEG (quality `--jpeg-quality`), teacher heatmaps deflated — into `.gpu_pack/` (ignored by git), one part sent
+with each command:
 
     python scripts/pose_gpu.py pack --cache runs/pose_cache --out .gpu_pack        # here, once
-    # on the device, one call per part (the machine stays warm between calls; ignored files stay):
-    #   run(command="python3 scripts/pose_gpu.py stash .gpu_pack/part-000.npz", carry=[".gpu_pack/part-000.npz"])
-    #   ... every part ...
-    # then the training call (about 8 minutes of an H200; writes the checkpoint and its report under $OUT):
-    #   run(command="python3 scripts/pose_gpu.py train --epochs 60 --batch 256 --workers 12 -- --spec '{...}'")
+    # on the GPU machine, one command per part, each sent with that one part (ignored files there stay):
+    python3 scripts/pose_gpu.py stash .gpu_pack/part-000.npz                      # ... every part ...
+    # then the training (about 8 minutes of an H200; writes the checkpoint and its report under $OUT), with the
+    # CPU run's recipe (docs/benchmarks.md, issue #18):
+    python3 scripts/pose_gpu.py train --epochs 60 --batch 256 --workers 12 -- --spec '{...}' \\
+        --input-size 192 256 --photo-weight 3
 
 `stash` moves a part out of the working tree (into /tmp/fallwatch-pack), so the next call's copy does not remove
 it; `train` unpacks every stashed part into a cache, runs `fallwatch train pose --cache-only-existing --device cuda`
