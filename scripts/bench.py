@@ -21,6 +21,8 @@
         wall time of the same short clips: sequential `fallwatch run`s, `fallwatch batch`, `fallwatch batch --ray`.
     python scripts/bench.py students [--rounds 3 --repeats 10 --threads 2]
         candidate student HRNets (random weights): parameters, MACs and forward ms per person at batch 4, CPU.
+    python scripts/bench.py train-step [--batch 32 --rounds 3 --repeats 3 --threads 2]
+        training views per second of a student, eager against torch.compile (`fallwatch train pose --compile`).
 """
 
 from __future__ import annotations
@@ -343,6 +345,53 @@ def bench_students(args) -> dict:
     return results
 
 
+def bench_train_step(args) -> dict:
+    """Training views per second of a student, eager against torch.compile (`fallwatch train pose --compile`), in
+    one process, rounds alternating: forward, the distillation loss, backward and the AdamW step on a batch at the
+    student's input (random pixels and targets: the cost of a step does not depend on their values)."""
+    import torch
+
+    from fallwatch.pose.hrnet import HRNet, HRNetSpec
+    from fallwatch.train.pose import heatmap_loss
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    fields, (w, h) = STUDENT_CANDIDATES[args.student]
+    model = HRNet(HRNetSpec(**fields))
+    opt = torch.optim.AdamW(model.parameters(), 1e-4)
+    x = torch.randn(args.batch, 3, h, w)
+    target = torch.rand(args.batch, 17, h // 4, w // 4)
+    weight = torch.ones(args.batch, 17)
+    t0 = time.perf_counter()
+    compiled = torch.compile(model)
+    forwards = {"eager": model, "compiled": compiled}
+
+    def step(forward) -> None:
+        loss = heatmap_loss(forward(x), target, weight, 2.0, 0.25)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    step(compiled)
+    compile_s = time.perf_counter() - t0
+    rates: dict[str, list[float]] = {k: [] for k in forwards}
+    for _ in range(args.rounds):
+        for name, forward in forwards.items():
+            step(forward)  # warm-up
+            t0 = time.perf_counter()
+            for _ in range(args.repeats):
+                step(forward)
+            rates[name].append(args.batch * args.repeats / (time.perf_counter() - t0))
+    results = {"student": args.student, "threads": args.threads, "batch": args.batch,
+               "compile_s_first_step": round(compile_s, 1),
+               "views_per_s": {k: [round(r, 2) for r in v] for k, v in rates.items()},
+               "median_views_per_s": {k: round(statistics.median(v), 2) for k, v in rates.items()}}
+    results["compiled_over_eager"] = round(results["median_views_per_s"]["compiled"]
+                                           / results["median_views_per_s"]["eager"], 3)
+    print(json.dumps(results, indent=2))
+    return results
+
+
 def bench_action(args) -> dict:
     """Action stage cost per frame (buffers, windows every `stride` frames, one batched forward) at 1, 4, 16 tracks,
     with the shipped model, CPU; and the share it adds to a frame of the full pipeline at 4 tracks."""
@@ -480,6 +529,13 @@ def main() -> None:
     st.add_argument("--rounds", type=int, default=3)
     st.add_argument("--threads", type=int, default=2)
     st.add_argument("--out", type=Path)
+    ts = sub.add_parser("train-step")
+    ts.add_argument("--student", default="W18 (1,1,1) b1 192x256 (W18-small-like)", choices=list(STUDENT_CANDIDATES))
+    ts.add_argument("--batch", type=int, default=32)
+    ts.add_argument("--repeats", type=int, default=3)
+    ts.add_argument("--rounds", type=int, default=3)
+    ts.add_argument("--threads", type=int, default=2)
+    ts.add_argument("--out", type=Path)
     a = sub.add_parser("action")
     a.add_argument("--frames", type=int, default=300)
     a.add_argument("--out", type=Path)
@@ -516,7 +572,7 @@ def main() -> None:
         return
     benches = {"pipeline": bench_pipeline, "e2e": bench_e2e, "tracker": bench_tracker, "pose": bench_pose,
                "action": bench_action, "students": bench_students, "gmc-noise": bench_gmc_noise,
-               "report": bench_report, "batch": bench_batch}
+               "report": bench_report, "batch": bench_batch, "train-step": bench_train_step}
     report = benches[args.what](args)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
