@@ -1,10 +1,13 @@
 """Score a distilled HRNet checkpoint on the crop cache's held-out crops, through the pipeline's own path.
 
-    python scripts/eval_pose_student.py runs/hrnet_student.pt --cache runs/pose_cache --out docs/figures/x.json
+    python scripts/eval_pose_student.py runs/hrnet_student.pt --cache runs/pose_cache --out docs/figures/x.json \
+        [--reference movenet-thunder --reference movenet-lightning]
 
 Reports PCK@0.1 of the box against the teacher's confident joints (all, per group, lying or falling) and against
-the human labels of the held-out LSPET photos — beside the same for MoveNet Thunder as the pipeline runs it
-(no flip test) and for the flip-tested teacher labels themselves.
+the human labels of the held-out LSPET photos — beside the same for the flip-tested teacher labels themselves and,
+with `--reference`, for bundled models as the pipeline runs them (no flip test, no smoothing). MoveNet Thunder as
+a reference says how far the teacher's own single pass is from its flip-tested labels: a ceiling for what
+"agreement with the teacher" can mean; Lightning says what a model a third of its cost reaches.
 """
 
 from __future__ import annotations
@@ -25,16 +28,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("--cache", type=Path, default=Path("runs/pose_cache"))
-    parser.add_argument("--thunder", action="store_true", help="also score MoveNet Thunder (slow: every crop)")
+    parser.add_argument("--reference", action="append", default=[], metavar="MODEL",
+                        help="also score this registry model (e.g. movenet-thunder; slow: every held-out crop)")
+    parser.add_argument("--thunder", action="store_true", help="the same as --reference movenet-thunder")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    references = list(dict.fromkeys([*args.reference, *(["movenet-thunder"] if args.thunder else [])]))
     data = load_cache(args.cache)
     cfg = load_config(overrides=["pose.smoothing=false"])
     report = {"checkpoint": str(args.checkpoint), "student": evaluate(student_estimator(args.checkpoint, cfg), data)}
-    if args.thunder:
-        pose = replace(cfg.pose, model="movenet-thunder", backend="auto")
-        thunder = PoseEstimator(pose, build_heatmap_model(pose, resolve("movenet-thunder").path, "cpu"))
-        report["thunder"] = evaluate(thunder, data)
+    for name in references:
+        pose = replace(cfg.pose, model=name, backend="auto", flip_test=False)
+        estimator = PoseEstimator(pose, build_heatmap_model(pose, resolve(name).path, "cpu"))
+        report[name.replace("movenet-", "")] = evaluate(estimator, data)
     print(json.dumps(report, indent=2))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
