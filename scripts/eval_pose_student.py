@@ -24,6 +24,19 @@ from fallwatch.train.pose_cache import load_cache
 from fallwatch.weights import resolve
 
 
+def training_state(checkpoint: Path) -> dict:
+    """The checkpoint's epoch and validation PCK, and the run's history so far from its resumable `.last.pt`."""
+    import torch
+
+    state = {"metrics": torch.load(checkpoint, weights_only=False, map_location="cpu").get("metrics")}
+    last = checkpoint.with_suffix(".last.pt")
+    if last.exists():
+        saved = torch.load(last, weights_only=False, map_location="cpu")
+        state["history"] = saved["history"]
+        state["schedule"] = {k: saved["train"][k] for k in ("epochs", "samples_per_epoch", "batch", "lr")}
+    return state
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", type=Path)
@@ -36,7 +49,8 @@ def main() -> None:
     references = list(dict.fromkeys([*args.reference, *(["movenet-thunder"] if args.thunder else [])]))
     data = load_cache(args.cache)
     cfg = load_config(overrides=["pose.smoothing=false"])
-    report = {"checkpoint": str(args.checkpoint), "student": evaluate(student_estimator(args.checkpoint, cfg), data)}
+    report = {"checkpoint": str(args.checkpoint), **training_state(args.checkpoint),
+              "student": evaluate(student_estimator(args.checkpoint, cfg), data)}
     for name in references:
         pose = replace(cfg.pose, model=name, backend="auto", flip_test=False)
         estimator = PoseEstimator(pose, build_heatmap_model(pose, resolve(name).path, "cpu"))
