@@ -161,6 +161,21 @@ def test_compiled_training_trains_the_same_student(tmp_path):
     assert all((compiled[k] != initial[k]).any() for k in initial if k.endswith("conv1.weight"))  # it trained
 
 
+def test_pck_by_group_scores_joints_and_counts_only_crops_with_scored_joints():
+    from fallwatch.train.pose import pck_by_group
+
+    ref = np.zeros((3, NUM_KEYPOINTS, 3))
+    pred = ref.copy()
+    pred[0, :4, 0] = 5.0  # 4 joints of crop 0 off by 5 px: misses at a 10 px box x 0.1
+    weight = np.ones((3, NUM_KEYPOINTS), bool)
+    weight[2] = False  # a crop with nothing to score (a video crop, when scoring against human labels)
+    out = pck_by_group(pred, ref, weight, np.full(3, 10.0), np.array(["upright", "fallen", "upright"]), 0.1)
+    assert out["all"] == {"pck": (2 * NUM_KEYPOINTS - 4) / (2 * NUM_KEYPOINTS), "joints": 2 * NUM_KEYPOINTS,
+                          "crops": 2}
+    assert out["upright"]["crops"] == 1 and out["fallen"]["pck"] == 1.0
+    assert out["lying (fallen, falling, horizontal, inverted)"]["crops"] == 1
+
+
 def test_draw_weights_favour_lying_small_and_photo_crops():
     """Each kind is drawn in proportion to count x weight: a lying person 3x, a small one 2x, a photo 3x (with
     --photo-weight 3), multiplied where a crop is several of these."""

@@ -176,7 +176,8 @@ def train(data: CropSet, s: PoseTrainSettings, out: Path, resume: Path | None = 
 
 def pck_by_group(pred: np.ndarray, ref: np.ndarray, weight: np.ndarray, box_size: np.ndarray, groups: np.ndarray,
                  threshold: float) -> dict:
-    """PCK (hits / scored joints) per group, over lying groups and overall."""
+    """PCK (hits / scored joints) per group, over lying groups and overall; `crops`: those with a scored joint (a
+    video's `upright` and LSPET's `upright` share a name, and only the photos have human labels)."""
     d = np.linalg.norm(pred[..., :2] - ref[..., :2], axis=-1)
     hit = (d <= threshold * box_size[:, None]) & weight
     out = {}
@@ -186,7 +187,7 @@ def pck_by_group(pred: np.ndarray, ref: np.ndarray, weight: np.ndarray, box_size
     for name, sel in selections.items():
         n = int(weight[sel].sum())
         if n:
-            out[str(name)] = {"pck": float(hit[sel].sum() / n), "joints": n, "crops": int(sel.sum())}
+            out[str(name)] = {"pck": float(hit[sel].sum() / n), "joints": n, "crops": int(weight[sel].any(-1).sum())}
     return out
 
 
