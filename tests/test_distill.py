@@ -101,6 +101,9 @@ def test_small_specs_and_macs():
 
 
 def test_training_is_resumable_and_writes_a_loadable_student(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from fallwatch.errors import UsageError
     from fallwatch.train import pose as trainer
 
     data = _marker_set(6)
@@ -121,7 +124,11 @@ def test_training_is_resumable_and_writes_a_loadable_student(tmp_path, monkeypat
         trainer.train(data, settings, out, progress=False)
     monkeypatch.setattr(trainer, "heatmap_pck", validate)
     assert torch.load(out.with_suffix(".last.pt"), weights_only=False)["epoch"] == 1
-    resumed = trainer.train(data, settings, out, resume=out.with_suffix(".last.pt"), progress=False)
+    with pytest.raises(UsageError, match="lying_weight"):  # a resume must keep the recipe
+        trainer.train(data, replace(settings, lying_weight=1.0), out, resume=out.with_suffix(".last.pt"),
+                      progress=False)
+    resumed = trainer.train(data, replace(settings, workers=0, compile=False), out,
+                            resume=out.with_suffix(".last.pt"), progress=False)  # speed settings may change
     assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
     model = HRNetHeatmapModel(out, HRNetSpec(), (192, 256))
     heatmaps = model(np.zeros((1, 128, 96, 3), np.uint8))
