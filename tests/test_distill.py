@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import run_cli
 
 from fallwatch.pose.dark import decode_heatmaps
 from fallwatch.pose.hrnet import HRNet, HRNetHeatmapModel, HRNetSpec, count_macs
@@ -127,6 +128,10 @@ def test_training_is_resumable_and_writes_a_loadable_student(tmp_path, monkeypat
     with pytest.raises(UsageError, match="lying_weight"):  # a resume must keep the recipe
         trainer.train(data, replace(settings, lying_weight=1.0), out, resume=out.with_suffix(".last.pt"),
                       progress=False)
+    proc = run_cli("train", "pose", "--cache", str(tmp_path / "no_cache"), "--cache-only-existing",
+                   "--out", str(out), "--resume", str(out.with_suffix(".last.pt")))
+    assert proc.returncode != 0 and "other settings" in proc.stderr and "no crop cache" not in proc.stderr, \
+        proc.stderr  # refused from the command line before the cache is even looked for
     resumed = trainer.train(data, replace(settings, workers=0, compile=False), out,
                             resume=out.with_suffix(".last.pt"), progress=False)  # speed settings may change
     assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]

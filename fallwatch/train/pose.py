@@ -261,6 +261,7 @@ def run_from_args(args) -> dict:
         settings.spec = json.loads(args.spec)
     if args.input_size:
         settings.input_size = tuple(args.input_size)
+    check_same_recipe(args.resume, settings)  # before the cache (minutes to build, ~25 s to load), not after
     plan = pose_cache.CachePlan(seed=args.seed, min_det_score=args.min_det_score, min_box_px=args.min_box_px,
                                 max_people=args.max_people, val_every=args.val_every)
     aspect = settings.input_size[0] / settings.input_size[1]
