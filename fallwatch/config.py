@@ -75,6 +75,7 @@ class PoseConfig:
     dark: bool
     blur_kernel: int
     flip_test: bool
+    calibrate_scores: bool
     batch: int
     smoothing: bool
     one_euro_min_cutoff: float

@@ -101,6 +101,9 @@ class PoseEstimator:
         crop_xy = (coords.astype(np.float64) + getattr(model, "heatmap_offset", 0.0)) * stride
         frame_xy = crop.apply(crop.invert(matrices), crop_xy)
         frame_xy[scores <= 0] = np.nan  # no evidence at all for this joint
+        calibration = getattr(model, "score_calibration", None)
+        if calibration is not None and self.cfg.calibrate_scores:
+            scores = np.where(scores > 0, calibration(scores), 0.0)  # on the scale the action stage was set on
         return np.concatenate([frame_xy, np.clip(scores, 0, None)[..., None]], axis=-1).astype(np.float32)
 
     def _heatmaps(self, model, crops: np.ndarray) -> np.ndarray:

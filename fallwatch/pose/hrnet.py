@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from fallwatch.errors import FallwatchError
+from fallwatch.pose.scores import ScoreCalibration
 
 BN_MOMENTUM = 0.1
 
@@ -294,10 +295,13 @@ class HRNetHeatmapModel:
             except Exception as exc:
                 raise CheckpointError(f"cannot read HRNet checkpoint {path}: {exc}") from None
         self.sigmoid = False
+        self.score_calibration: ScoreCalibration | None = None  # raw scores -> the reference model's scale
         if isinstance(checkpoint, dict) and "spec" in checkpoint and "input_size" in checkpoint:
             spec = HRNetSpec.from_dict(checkpoint["spec"])
             input_size = tuple(checkpoint["input_size"])
             self.sigmoid = checkpoint.get("activation") == "sigmoid"
+            if checkpoint.get("score_calibration"):
+                self.score_calibration = ScoreCalibration.from_dict(checkpoint["score_calibration"])
         self.net = HRNet(spec)
         if checkpoint is not None:
             load_checkpoint(self.net, checkpoint)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -238,8 +238,6 @@ def evaluate(estimator, data: CropSet, split: str = "val", min_teacher_score: fl
 
 def student_estimator(checkpoint: Path, cfg):
     """A PoseEstimator on a distilled checkpoint, configured as `fallwatch run` would be."""
-    from dataclasses import replace
-
     from fallwatch.pose.estimator import PoseEstimator, build_heatmap_model
 
     pose_cfg = replace(cfg.pose, model=str(checkpoint), backend="hrnet", smoothing=False)
@@ -281,11 +279,24 @@ def run_from_args(args) -> dict:
     t0 = time.time()
     report = train(data, settings, args.out, args.resume, progress=not args.no_progress)
     report["train_s"] = round(time.time() - t0, 1)
+    report["score_calibration"] = calibrate_scores(args.out, cfg, data)
     report["cache"] = cache_report(args.cache, data)
     report["heldout"] = evaluate(student_estimator(args.out, cfg), data, "val", settings.min_teacher_score,
                                  settings.pck_threshold)
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def calibrate_scores(checkpoint: Path, cfg, data: CropSet) -> dict:
+    """Store in `checkpoint` the map of its scores onto the teacher's single-pass scale (fallwatch/pose/scores.py)."""
+    from fallwatch.pose.estimator import PoseEstimator, build_heatmap_model
+    from fallwatch.train.pose_scores import calibrate_checkpoint
+    from fallwatch.weights import resolve
+
+    pose = replace(cfg.pose, backend="auto", flip_test=False, calibrate_scores=False)
+    reference = PoseEstimator(pose, build_heatmap_model(pose, resolve(pose.model).path, "cpu"))
+    student = student_estimator(checkpoint, replace(cfg, pose=pose))
+    return calibrate_checkpoint(checkpoint, student, reference, data, threshold=cfg.action.min_keypoint_score)
 
 
 def cache_report(cache: Path, data: CropSet) -> dict:
