@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
 from pathlib import Path
 
 from fallwatch.config import load_config
-from fallwatch.pose.estimator import PoseEstimator, build_heatmap_model
-from fallwatch.train.pose import student_estimator
+from fallwatch.train.pose import reference_estimator, student_estimator
 from fallwatch.train.pose_cache import load_cache
 from fallwatch.train.pose_scores import calibrate_checkpoint
-from fallwatch.weights import resolve
 
 
 def main() -> None:
@@ -32,8 +29,7 @@ def main() -> None:
     parser.add_argument("--report", type=Path)
     args = parser.parse_args()
     cfg = load_config(overrides=["pose.smoothing=false", "pose.calibrate_scores=false", "pose.flip_test=false"])
-    pose = replace(cfg.pose, model=args.reference, backend="auto")
-    reference = PoseEstimator(pose, build_heatmap_model(pose, resolve(args.reference).path, "cpu"))
+    reference = reference_estimator(args.reference, cfg)
     report = calibrate_checkpoint(args.checkpoint, student_estimator(args.checkpoint, cfg), reference,
                                   load_cache(args.cache), args.out, fit_crops=args.crops,
                                   threshold=cfg.action.min_keypoint_score)

@@ -14,14 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
 from pathlib import Path
 
 from fallwatch.config import load_config
-from fallwatch.pose.estimator import PoseEstimator, build_heatmap_model
-from fallwatch.train.pose import evaluate, student_estimator
+from fallwatch.train.pose import evaluate, reference_estimator, student_estimator
 from fallwatch.train.pose_cache import load_cache
-from fallwatch.weights import resolve
 
 
 def training_state(checkpoint: Path) -> dict:
@@ -52,9 +49,7 @@ def main() -> None:
     report = {"checkpoint": str(args.checkpoint), **training_state(args.checkpoint),
               "student": evaluate(student_estimator(args.checkpoint, cfg), data)}
     for name in references:
-        pose = replace(cfg.pose, model=name, backend="auto", flip_test=False)
-        estimator = PoseEstimator(pose, build_heatmap_model(pose, resolve(name).path, "cpu"))
-        report[name.replace("movenet-", "")] = evaluate(estimator, data)
+        report[name.replace("movenet-", "")] = evaluate(reference_estimator(name, cfg), data)
     print(json.dumps(report, indent=2))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -344,8 +344,7 @@ def test_student_scores_are_mapped_onto_thunders_scale_on_real_crops(real_cache,
     import shutil
     from dataclasses import replace
 
-    from fallwatch.pose.estimator import PoseEstimator, build_heatmap_model
-    from fallwatch.train.pose import student_estimator
+    from fallwatch.train.pose import reference_estimator, student_estimator
     from fallwatch.train.pose_scores import calibrate_checkpoint, crop_scores
     from fallwatch.weights import resolve
 
@@ -355,7 +354,7 @@ def test_student_scores_are_mapped_onto_thunders_scale_on_real_crops(real_cache,
     shutil.copy(resolve("hrnet-fallwatch-s").path, checkpoint)
     cfg = real_cache["cfg"]
     cfg = replace(cfg, pose=replace(cfg.pose, flip_test=False, calibrate_scores=False))
-    thunder = PoseEstimator(cfg.pose, build_heatmap_model(cfg.pose, resolve("movenet-thunder").path, "cpu"))
+    thunder = reference_estimator("movenet-thunder", cfg)
     raw_student = student_estimator(checkpoint, cfg)
     report = calibrate_checkpoint(checkpoint, raw_student, thunder, data, tmp_path / "mapped.pt", threshold=0.2)
     share = report["heldout_share_at_or_above"]  # measured: raw 0.58, mapped 0.85, Thunder 0.79

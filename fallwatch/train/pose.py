@@ -24,7 +24,7 @@ import torch
 from fallwatch.pose.dark import decode_heatmaps
 from fallwatch.pose.hrnet import RGB_MEAN, RGB_STD, HRNet, HRNetSpec, count_macs
 from fallwatch.train.loop import restore, run_epoch, save_epoch
-from fallwatch.train.pose_data import AugmentSettings, CropSet, make_sample
+from fallwatch.train.pose_data import AugmentSettings, CropSet, crop_keypoints, make_sample
 
 LYING_GROUPS = ("fallen", "falling", "horizontal", "inverted")  # people on the floor or on their way there
 
@@ -215,11 +215,8 @@ def evaluate(estimator, data: CropSet, split: str = "val", min_teacher_score: fl
              threshold: float = 0.1) -> dict:
     """Any PoseEstimator on the stored crops of `split`, through its own crop path: PCK against the teacher's
     confident keypoints and against human labels, per group (`source` kind: videos / LSPET)."""
-    import cv2
-
     idx = np.flatnonzero(data.split == split)
-    pred = np.stack([estimator.estimate(cv2.cvtColor(data.images[i], cv2.COLOR_RGB2BGR), data.box[i][None])[0]
-                     for i in idx])
+    pred = crop_keypoints(estimator, data, idx)
     teacher = data.teacher[idx]
     teacher_w = (teacher[:, :, 2] >= min_teacher_score) & np.isfinite(teacher[:, :, :2]).all(-1)
     labels = data.labels[idx]
@@ -234,6 +231,16 @@ def evaluate(estimator, data: CropSet, split: str = "val", min_teacher_score: fl
         result["teacher_vs_labels"] = pck_by_group(np.nan_to_num(teacher, nan=1e9), labels, label_w,
                                                    data.box_size[idx], groups, threshold)
     return result
+
+
+def reference_estimator(name: str, cfg):
+    """A PoseEstimator on a registry model (e.g. movenet-thunder) as `fallwatch run` runs it: one pass, raw
+    scores, no smoothing."""
+    from fallwatch.pose.estimator import PoseEstimator, build_heatmap_model
+    from fallwatch.weights import resolve
+
+    pose = replace(cfg.pose, model=name, backend="auto", flip_test=False, smoothing=False, calibrate_scores=False)
+    return PoseEstimator(pose, build_heatmap_model(pose, resolve(name).path, "cpu"))
 
 
 def student_estimator(checkpoint: Path, cfg):
@@ -289,13 +296,10 @@ def run_from_args(args) -> dict:
 
 def calibrate_scores(checkpoint: Path, cfg, data: CropSet) -> dict:
     """Store in `checkpoint` the map of its scores onto the teacher's single-pass scale (fallwatch/pose/scores.py)."""
-    from fallwatch.pose.estimator import PoseEstimator, build_heatmap_model
     from fallwatch.train.pose_scores import calibrate_checkpoint
-    from fallwatch.weights import resolve
 
-    pose = replace(cfg.pose, backend="auto", flip_test=False, calibrate_scores=False)
-    reference = PoseEstimator(pose, build_heatmap_model(pose, resolve(pose.model).path, "cpu"))
-    student = student_estimator(checkpoint, replace(cfg, pose=pose))
+    raw = replace(cfg, pose=replace(cfg.pose, flip_test=False, calibrate_scores=False))
+    student, reference = student_estimator(checkpoint, raw), reference_estimator(cfg.pose.model, cfg)
     return calibrate_checkpoint(checkpoint, student, reference, data, threshold=cfg.action.min_keypoint_score)
 
 

@@ -71,6 +71,12 @@ class CropSet:
         return len(self.teacher)
 
 
+def crop_keypoints(estimator, data: CropSet, idx: np.ndarray) -> np.ndarray:
+    """(len(idx), 17, 3) keypoints of any PoseEstimator on stored crops `idx`, through its own crop path."""
+    return np.stack([estimator.estimate(cv2.cvtColor(data.images[i], cv2.COLOR_RGB2BGR), data.box[i][None])[0]
+                     for i in idx])
+
+
 def store_transforms(boxes: np.ndarray, aspect: float, padding: float,
                      store_px: int = STORE_PX) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Frame -> stored-crop matrices (N, 2, 3), the pipeline crop size (N, 2) and box long side (N,) in stored px."""

@@ -11,18 +11,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from fallwatch.pose.scores import ScoreCalibration
-from fallwatch.train.pose_data import CropSet
+from fallwatch.train.pose_data import CropSet, crop_keypoints
 
 
 def crop_scores(estimator, data: CropSet, idx: np.ndarray) -> np.ndarray:
     """(len(idx), 17) keypoint scores of `estimator` on stored crops `idx`, through its own crop path."""
-    return np.stack([estimator.estimate(cv2.cvtColor(data.images[i], cv2.COLOR_RGB2BGR), data.box[i][None])[0, :, 2]
-                     for i in idx])
+    return crop_keypoints(estimator, data, idx)[..., 2]
 
 
 def sample(data: CropSet, split: str, n: int, seed: int) -> np.ndarray:
