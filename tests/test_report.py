@@ -91,6 +91,39 @@ def test_live_report_rebuilds_are_spaced(tmp_path, monkeypatch):
     assert all(b - a >= 0.5 for a, b in zip(builds, builds[1:], strict=False))
 
 
+def test_live_report_spacing_counts_from_when_a_rebuild_really_starts(tmp_path, monkeypatch):
+    """On a loaded machine the rebuild thread can start late: the next rebuild still waits the full interval after the
+    late one began, not after the moment it was asked for."""
+    import threading
+    import time
+
+    import fallwatch.report as report
+    from fallwatch.types import Detections, FallEvent, Frame, FrameResult
+
+    class LateFirstThread(threading.Thread):
+        started_late = False
+
+        def run(self):
+            if not LateFirstThread.started_late:  # only the first rebuild is held back, as a busy scheduler might
+                LateFirstThread.started_late = True
+                time.sleep(0.3)
+            super().run()
+
+    builds = []
+    monkeypatch.setattr(report.threading, "Thread", LateFirstThread)
+    monkeypatch.setattr(report.LiveReportSink, "_rebuild", lambda self: builds.append(time.monotonic()))
+    sink = report.LiveReportSink(tmp_path, "cam", min_interval_s=0.5)
+    closed = FallEvent(1, 0, 0.0, 0.9, (0.0, 0.0, 1.0, 1.0), end_frame=3, end_time=0.1)
+    image = np.zeros((4, 4, 3), np.uint8)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 1.0:
+        sink.write(Frame(0, 0.0, image), FrameResult(0, 0.0, Detections.empty(), events=(closed,)))
+        time.sleep(0.01)
+    sink.close()
+    assert len(builds) == 2, builds  # at 0.3 s (late) and 0.8 s
+    assert builds[1] - builds[0] >= 0.5, builds
+
+
 def test_live_report_is_rebuilt_by_a_child_process(fall_run, tmp_path):
     """The live sink's rebuild (in a process of its own) writes the page the end of a run writes."""
     import fallwatch.report as report

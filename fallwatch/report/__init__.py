@@ -39,12 +39,14 @@ class LiveReportSink:
         now = time.monotonic()
         wait = max(self.min_interval_s, 20 * self._last_took)
         if self._due and now - self._last_start >= wait and not (self._thread and self._thread.is_alive()):
-            self._due, self._last_start = False, now
+            self._due = False
             self._thread = threading.Thread(target=self._build, name="fallwatch-report", daemon=True)
             self._thread.start()
 
     def _build(self) -> None:
-        t0 = time.monotonic()
+        # The spacing counts from when a rebuild really starts, not from when its thread was asked for: on a loaded
+        # machine a thread can start late, and timing from the request would let the next rebuild follow it closely.
+        t0 = self._last_start = time.monotonic()
         self._rebuild()
         self._last_took = time.monotonic() - t0
 
