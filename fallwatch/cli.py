@@ -115,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="share of the teacher's heatmap in a teacher joint's target (0: Gaussians only)")
     pose.add_argument("--compile", action="store_true",
                       help="train through torch.compile (needs a C++ compiler; ~1.5x faster on a CPU)")
+    pose.add_argument("--channels-last", action="store_true",
+                      help="NHWC memory layout for the student and its inputs (a speed setting; faster on a CPU)")
     pose.add_argument("--photo-weight", type=float, default=1.0,
                       help="photos (LSPET) are drawn this many times as often as a video crop of the same kind")
     pose.add_argument("--spec", help='student HRNet as JSON, e.g. \'{"width": 16, "modules": [1, 1]}\'')

@@ -70,6 +70,7 @@ class PoseConfig:
     small_model: str | None
     small_max_px: float
     hrnet_width: int
+    hrnet_runtime: Literal["auto", "onnxruntime", "torch"]
     input_size: list[int]
     padding: float
     dark: bool

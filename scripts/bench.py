@@ -19,8 +19,9 @@
         the HTML report of a one-hour run (a real run's frames and events tiled): its size and build time.
     python scripts/bench.py batch [--clips 20] [--max-frames 50] [--workers 2]
         wall time of the same short clips: sequential `fallwatch run`s, `fallwatch batch`, `fallwatch batch --ray`.
-    python scripts/bench.py students [--rounds 3 --repeats 10 --threads 2]
-        candidate student HRNets (random weights): parameters, MACs and forward ms per person at batch 4, CPU.
+    python scripts/bench.py students [--rounds 3 --repeats 10 --threads 2 --hrnet-runtime auto --candidates ...]
+        candidate student HRNets (random weights): parameters, MACs and ms per person at 1 and 4 people, CPU,
+        against MoveNet Thunder and Lightning in the same rounds.
     python scripts/bench.py train-step [--batch 32 --rounds 3 --repeats 3 --threads 2]
         training views per second of a student, eager against torch.compile (`fallwatch train pose --compile`).
 """
@@ -253,7 +254,8 @@ def bench_pose(args) -> dict:
         if model is None:
             from fallwatch.pose.hrnet import HRNetHeatmapModel, HRNetSpec
 
-            model = HRNetHeatmapModel(None, HRNetSpec(width=cfg.hrnet_width), tuple(cfg.input_size), "cpu")
+            model = HRNetHeatmapModel(None, HRNetSpec(width=cfg.hrnet_width), tuple(cfg.input_size), "cpu",
+                                      cfg.hrnet_runtime)
         estimator = PoseEstimator(cfg, model)
         row = {}
         for n in (1, 4, 16):
@@ -310,11 +312,13 @@ def bench_students(args) -> dict:
     if not ok:
         raise SystemExit(f"cannot read {args.video}")
     cfg = load_config(overrides=["pose.model=movenet-thunder", "pose.smoothing=false"]).pose
-    models = {"movenet-thunder": build_heatmap_model(cfg, resolve("movenet-thunder").path, "cpu", args.threads)}
+    models = {name: build_heatmap_model(cfg, resolve(name).path, "cpu", args.threads)
+              for name in ("movenet-thunder", "movenet-lightning")}
     info = {}
     for name, (fields, size) in STUDENT_CANDIDATES.items():
-        model = HRNetHeatmapModel(None, HRNetSpec(**fields), size)
-        model.sigmoid = True
+        if args.candidates and name not in args.candidates:
+            continue
+        model = HRNetHeatmapModel(None, HRNetSpec(**fields), size, runtime=args.hrnet_runtime, threads=args.threads)
         models[name] = model
         info[name] = {"input": list(size), "params": sum(p.numel() for p in model.net.parameters()),
                       "macs": count_macs(HRNet(HRNetSpec(**fields)), size)}
@@ -332,7 +336,7 @@ def bench_students(args) -> dict:
                     t0 = time.perf_counter()
                     estimator.estimate(image, b)
                     times.setdefault((name, n), []).append((time.perf_counter() - t0) / n)
-    results = {"threads": args.threads, "video": args.video, "candidates": {}}
+    results = {"threads": args.threads, "hrnet_runtime": args.hrnet_runtime, "video": args.video, "candidates": {}}
     thunder = {n: statistics.median(times[("movenet-thunder", n)]) for n in boxes}
     for name in models:
         row = dict(info.get(name, {}))
@@ -346,48 +350,51 @@ def bench_students(args) -> dict:
 
 
 def bench_train_step(args) -> dict:
-    """Training views per second of a student, eager against torch.compile (`fallwatch train pose --compile`), in
-    one process, rounds alternating: forward, the distillation loss, backward and the AdamW step on a batch at the
-    student's input (random pixels and targets: the cost of a step does not depend on their values)."""
+    """Training views per second of a student, eager against torch.compile (`fallwatch train pose --compile`), each in
+    the default NCHW and in the channels-last layout (`--channels-last`), in one process, rounds alternating: forward,
+    the distillation loss, backward and the AdamW step on a batch at the student's input (random pixels and targets:
+    the cost of a step does not depend on their values)."""
     import torch
 
     from fallwatch.pose.hrnet import HRNet, HRNetSpec
     from fallwatch.train.pose import heatmap_loss
 
     torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
     fields, (w, h) = STUDENT_CANDIDATES[args.student]
-    model = HRNet(HRNetSpec(**fields))
-    opt = torch.optim.AdamW(model.parameters(), 1e-4)
-    x = torch.randn(args.batch, 3, h, w)
     target = torch.rand(args.batch, 17, h // 4, w // 4)
     weight = torch.ones(args.batch, 17)
-    t0 = time.perf_counter()
-    compiled = torch.compile(model)
-    forwards = {"eager": model, "compiled": compiled}
+    steps, compile_s = {}, {}
+    for layout_name, layout in (("", torch.contiguous_format), (", channels last", torch.channels_last)):
+        torch.manual_seed(0)
+        model = HRNet(HRNetSpec(**fields)).to(memory_format=layout)
+        opt = torch.optim.AdamW(model.parameters(), 1e-4)
+        x = torch.randn(args.batch, 3, h, w).contiguous(memory_format=layout)
+        for mode, forward in (("eager", model), ("compiled", torch.compile(model))):
 
-    def step(forward) -> None:
-        loss = heatmap_loss(forward(x), target, weight, 2.0, 0.25)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+            def step(forward=forward, x=x, opt=opt) -> None:
+                loss = heatmap_loss(forward(x), target, weight, 2.0, 0.25)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
 
-    step(compiled)
-    compile_s = time.perf_counter() - t0
-    rates: dict[str, list[float]] = {k: [] for k in forwards}
+            t0 = time.perf_counter()
+            step()  # compiles on its first call
+            compile_s[mode + layout_name] = round(time.perf_counter() - t0, 1)
+            steps[mode + layout_name] = step
+    rates: dict[str, list[float]] = {k: [] for k in steps}
     for _ in range(args.rounds):
-        for name, forward in forwards.items():
-            step(forward)  # warm-up
+        for name, step in steps.items():
+            step()  # warm-up
             t0 = time.perf_counter()
             for _ in range(args.repeats):
-                step(forward)
+                step()
             rates[name].append(args.batch * args.repeats / (time.perf_counter() - t0))
     results = {"student": args.student, "threads": args.threads, "batch": args.batch,
-               "compile_s_first_step": round(compile_s, 1),
+               "first_step_s": compile_s,
                "views_per_s": {k: [round(r, 2) for r in v] for k, v in rates.items()},
                "median_views_per_s": {k: round(statistics.median(v), 2) for k, v in rates.items()}}
-    results["compiled_over_eager"] = round(results["median_views_per_s"]["compiled"]
-                                           / results["median_views_per_s"]["eager"], 3)
+    median = results["median_views_per_s"]
+    results["over_eager"] = {k: round(v / median["eager"], 3) for k, v in median.items()}
     print(json.dumps(results, indent=2))
     return results
 
@@ -528,6 +535,9 @@ def main() -> None:
     st.add_argument("--repeats", type=int, default=10)
     st.add_argument("--rounds", type=int, default=3)
     st.add_argument("--threads", type=int, default=2)
+    st.add_argument("--hrnet-runtime", default="auto", choices=("auto", "onnxruntime", "torch"),
+                    help="how the students run (pose.hrnet_runtime; the published sweep: torch)")
+    st.add_argument("--candidates", nargs="*", choices=list(STUDENT_CANDIDATES), help="only these (default: all)")
     st.add_argument("--out", type=Path)
     ts = sub.add_parser("train-step")
     ts.add_argument("--student", default="W18 (1,1,1) b1 192x256 (W18-small-like)", choices=list(STUDENT_CANDIDATES))

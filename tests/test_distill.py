@@ -134,7 +134,7 @@ def test_training_is_resumable_and_writes_a_loadable_student(tmp_path, monkeypat
                    "--out", str(out), "--resume", str(out.with_suffix(".last.pt")))
     assert proc.returncode != 0 and "other settings" in proc.stderr and "no crop cache" not in proc.stderr, \
         proc.stderr  # refused from the command line before the cache is even looked for
-    resumed = trainer.train(data, replace(settings, workers=0, compile=False), out,
+    resumed = trainer.train(data, replace(settings, workers=0, compile=False, channels_last=True), out,
                             resume=out.with_suffix(".last.pt"), progress=False)  # speed settings may change
     assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
     model = HRNetHeatmapModel(out, HRNetSpec(), (192, 256))
@@ -149,30 +149,34 @@ def test_training_is_resumable_and_writes_a_loadable_student(tmp_path, monkeypat
 
 
 def test_compiled_training_trains_the_same_student(tmp_path):
-    """--compile (torch.compile of the training steps) is a speed setting only: the compiled forward shares the
-    student's parameters and buffers — the same first loss, the same batch statistics, the optimiser moving the
-    weights — and the checkpoint has the plain module's keys, so it loads as any other. (Weights are not compared
-    after the step: Adam's first step is lr x sign(gradient), which float noise flips where a gradient is ~0.)"""
+    """--compile (torch.compile of the training steps) and --channels-last (NHWC layout) are speed settings only: the
+    compiled forward shares the student's parameters and buffers — the same first loss, the same batch statistics,
+    the optimiser moving the weights — and the checkpoint has the plain module's keys, so it loads as any other.
+    (Weights are not compared after the step: Adam's first step is lr x sign(gradient), which float noise flips
+    where a gradient is ~0.)"""
     from fallwatch.train import pose as trainer
 
     data = _marker_set(6)
     data.split[:2] = "val"
     runs = {}
-    for compiled in (False, True):
+    for compiled, channels_last in ((False, False), (True, False), (False, True)):
         settings = trainer.PoseTrainSettings(spec=SMALL.to_dict(), input_size=(96, 128), epochs=1,
-                                             samples_per_epoch=4, batch=4, compile=compiled)
-        out = tmp_path / f"student_{compiled}.pt"
+                                             samples_per_epoch=4, batch=4, compile=compiled,
+                                             channels_last=channels_last)
+        out = tmp_path / f"student_{compiled}_{channels_last}.pt"
         report = trainer.train(data, settings, out, progress=False)
-        runs[compiled] = report["history"][0]["loss"], torch.load(out, weights_only=False)["state_dict"]
+        runs[compiled, channels_last] = report["history"][0]["loss"], torch.load(out, weights_only=False)["state_dict"]
         HRNetHeatmapModel(out, HRNetSpec(), (192, 256))  # loads
-    (eager_loss, eager), (compiled_loss, compiled) = runs[False], runs[True]
-    assert compiled_loss == pytest.approx(eager_loss, rel=1e-5)
-    assert compiled.keys() == eager.keys()
-    for key in (k for k in eager if "running_" in k):
-        torch.testing.assert_close(compiled[key], eager[key], atol=1e-4, rtol=1e-3, msg=key)  # moved >= 0.02
+    eager_loss, eager = runs[False, False]
+    for (compiled_loss, compiled) in (runs[True, False], runs[False, True]):
+        assert compiled_loss == pytest.approx(eager_loss, rel=1e-5)
+        assert compiled.keys() == eager.keys()
+        for key in (k for k in eager if "running_" in k):
+            torch.testing.assert_close(compiled[key], eager[key], atol=1e-4, rtol=1e-3, msg=key)  # moved >= 0.02
     torch.manual_seed(0)
     initial = HRNet(SMALL).state_dict()
-    assert all((compiled[k] != initial[k]).any() for k in initial if k.endswith("conv1.weight"))  # it trained
+    for _, state in runs.values():
+        assert all((state[k] != initial[k]).any() for k in initial if k.endswith("conv1.weight"))  # it trained
 
 
 def test_pck_by_group_scores_joints_and_counts_only_crops_with_scored_joints():

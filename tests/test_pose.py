@@ -117,6 +117,30 @@ def test_hrnet_backend_runs_a_checkpoint(tmp_path):
     assert np.array_equal(np.isnan(kp[..., 0]), kp[..., 2] == 0)  # a joint without evidence has no position
 
 
+def test_hrnet_runs_the_same_through_onnxruntime_and_torch():
+    """pose.hrnet_runtime: the shipped student exported to ONNX at load (the default on a CPU) gives torch's keypoints
+    on real people — one crop and three in one batch — so the faster runtime changes nothing."""
+    estimators = {}
+    for runtime in ("auto", "torch"):
+        cfg = _cfg("pose.model=hrnet-fallwatch-s", f"pose.hrnet_runtime={runtime}")
+        estimator = PoseEstimator(cfg, build_heatmap_model(cfg, resolve(cfg.model).path, "cpu"))
+        estimators[estimator.model.runtime] = estimator
+    assert set(estimators) == {"onnxruntime", "torch"}  # auto on a CPU is ONNX Runtime
+    confident = []
+    for image, visible, _ in _upright_samples(5):
+        box = np.r_[visible.min(0), visible.max(0)]
+        boxes = np.stack([box, box + [-20, -10, 15, 10], box + [10, 5, -10, 0]])  # a batch of three crops
+        for batch in (boxes[:1], boxes):
+            fast, slow = (estimators[k].estimate(image, batch) for k in ("onnxruntime", "torch"))
+            np.testing.assert_allclose(fast[..., :2], slow[..., :2], atol=1e-3)
+            np.testing.assert_allclose(fast[..., 2], slow[..., 2], atol=1e-5)
+            confident.append((fast[..., 2] > 0.2).mean())
+        np.testing.assert_allclose(fast[0], estimators["onnxruntime"].estimate(image, boxes[:1])[0], atol=1e-3)
+    assert np.mean(confident) > 0.5, confident  # real people: mostly confident joints
+    with pytest.raises(FallwatchError, match="hrnet_runtime"):
+        _cfg("pose.hrnet_runtime=tensorrt")
+
+
 def test_onnx_without_heatmaps_is_refused(weights_dir):
     with pytest.raises(FallwatchError, match="heatmaps"):
         OnnxHeatmapModel(weights_dir / "yolox-nano-coco" / "yolox_nano.onnx")

@@ -32,7 +32,8 @@ def build_heatmap_model(cfg: PoseConfig, path: Path, device: str, threads: int =
         return OnnxHeatmapModel(path, device, threads)
     from fallwatch.pose.hrnet import HRNetHeatmapModel, HRNetSpec
 
-    return HRNetHeatmapModel(path, HRNetSpec(width=cfg.hrnet_width), tuple(cfg.input_size), device)
+    return HRNetHeatmapModel(path, HRNetSpec(width=cfg.hrnet_width), tuple(cfg.input_size), device,
+                             cfg.hrnet_runtime, threads)
 
 
 class PoseEstimator:

@@ -38,6 +38,22 @@ def restore_float32(proto) -> int:
     return restored
 
 
+def onnx_session(model: bytes, device: str = "cpu", threads: int = 0):
+    """An ONNX Runtime session for a heatmap model, as every pose model runs: `threads` intra-op threads (0: the
+    runtime's choice), no busy-waiting between calls — the detector runs on another thread meanwhile (run.overlap)
+    and needs the core — and the CUDA provider first on a GPU where the runtime has it."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    providers = ["CPUExecutionProvider"]
+    if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+        providers.insert(0, ("CUDAExecutionProvider", {"device_id": int(device.partition(":")[2] or 0)}))
+    return ort.InferenceSession(model, options, providers=providers)
+
+
 class OnnxHeatmapModel:
     """`model(crops (N, H, W, 3) uint8 RGB) -> heatmaps (N, K, h, w) float32`; `input_size` is (width, height).
 
@@ -50,7 +66,6 @@ class OnnxHeatmapModel:
 
     def __init__(self, path: Path, device: str = "cpu", threads: int = 0):
         import onnx
-        import onnxruntime as ort
 
         try:
             proto = onnx.load(str(path))
@@ -71,15 +86,7 @@ class OnnxHeatmapModel:
         self.input_size = (int(width), int(height))
         elem = proto.graph.input[0].type.tensor_type.elem_type
         self.dtype = np.int32 if elem == onnx.TensorProto.INT32 else np.float32
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        # no busy-waiting between calls: the detector runs on another thread meanwhile (run.overlap) and needs the core
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        providers = ["CPUExecutionProvider"]
-        if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
-            providers.insert(0, ("CUDAExecutionProvider", {"device_id": int(device.partition(":")[2] or 0)}))
-        self.session = ort.InferenceSession(proto.SerializeToString(), options, providers=providers)
+        self.session = onnx_session(proto.SerializeToString(), device, threads)
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:
         if len(crops) == 0:
