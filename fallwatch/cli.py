@@ -116,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     pose.add_argument("--compile", action="store_true",
                       help="train through torch.compile (needs a C++ compiler; ~1.5x faster on a CPU)")
     pose.add_argument("--channels-last", action="store_true",
-                      help="NHWC memory layout for the student and its inputs (a speed setting; faster on a CPU)")
+                      help="NHWC layout for the student and its inputs (speed only: 1.3x eager training on a CPU, "
+                           "nothing on top of --compile)")
     pose.add_argument("--photo-weight", type=float, default=1.0,
                       help="photos (LSPET) are drawn this many times as often as a video crop of the same kind")
     pose.add_argument("--spec", help='student HRNet as JSON, e.g. \'{"width": 16, "modules": [1, 1]}\'')

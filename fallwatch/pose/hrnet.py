@@ -319,7 +319,7 @@ class HRNetHeatmapModel:
     override `spec` and `input_size`, and may ask for a sigmoid on the output (its maps are trained as logits).
 
     `runtime`: `torch`, or `onnxruntime` — the same module exported to ONNX at load and run by ONNX Runtime, which
-    on a CPU runs our students 2-3x as fast as torch's eager kernels (docs/benchmarks.md) with the same heatmaps to
+    on a CPU runs our students 1.5-2.5x as fast as torch's eager kernels (docs/benchmarks.md) with the same heatmaps to
     ~1e-5; `auto` is onnxruntime on the CPU (torch where the export fails, with a warning) and torch on a GPU."""
 
     heatmap_offset = 0.0

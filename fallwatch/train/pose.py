@@ -52,7 +52,7 @@ class PoseTrainSettings:
     device: str = "cpu"
     workers: int = 0  # DataLoader processes making the views (0: in the training process)
     compile: bool = False  # training steps through torch.compile (CPU: 1.5x the views per second, measured)
-    channels_last: bool = False  # NHWC weights and inputs (a memory layout only: oneDNN's faster CPU convolutions)
+    channels_last: bool = False  # NHWC weights and inputs (a layout only; CPU: 1.3x eager, nothing with compile)
     seed: int = 0
     augment: AugmentSettings = field(default_factory=AugmentSettings)
 
