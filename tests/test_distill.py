@@ -376,3 +376,23 @@ def test_student_scores_are_mapped_onto_thunders_scale_on_real_crops(real_cache,
         assert np.all(np.diff(mapped[order, j]) >= -1e-6)
     switched_off = student_estimator(tmp_path / "mapped.pt", cfg)  # pose.calibrate_scores=false: raw scores
     np.testing.assert_array_equal(crop_scores(switched_off, data, idx[:3]), crop_scores(raw_student, data, idx[:3]))
+
+
+def test_evaluation_on_a_seeded_sample_scores_exactly_those_crops(real_cache):
+    """`evaluate(..., sample=N)` (scripts/pose_fit_gap.py) scores N crops of the split, the same N for the same seed,
+    with the same per-crop results as the full evaluation restricted to them."""
+    from dataclasses import replace
+
+    from fallwatch.train.pose import evaluate, student_estimator
+    from fallwatch.weights import resolve
+
+    data = real_cache["data"]
+    data = replace(data, split=np.where(np.arange(len(data)) % 2 == 0, "train", "val"))
+    student = student_estimator(resolve("hrnet-fallwatch-s").path, real_cache["cfg"])
+    n = 4
+    first = evaluate(student, data, "train", sample=n, seed=1)
+    assert first["crops"] == n and first == evaluate(student, data, "train", sample=n, seed=1)
+    picked = np.sort(np.random.default_rng(1).choice(np.flatnonzero(data.split == "train"), n, replace=False))
+    only_picked = replace(data, split=np.where(np.isin(np.arange(len(data)), picked), "train", "val"))
+    assert first == evaluate(student, only_picked, "train")
+    assert evaluate(student, data, "train", sample=10_000) == evaluate(student, data, "train")

@@ -215,10 +215,13 @@ def pck_by_group(pred: np.ndarray, ref: np.ndarray, weight: np.ndarray, box_size
 
 
 def evaluate(estimator, data: CropSet, split: str = "val", min_teacher_score: float = 0.3,
-             threshold: float = 0.1) -> dict:
-    """Any PoseEstimator on the stored crops of `split`, through its own crop path: PCK against the teacher's
-    confident keypoints and against human labels, per group (`source` kind: videos / LSPET)."""
+             threshold: float = 0.1, sample: int | None = None, seed: int = 0) -> dict:
+    """Any PoseEstimator on the stored crops of `split` (all, or a seeded sample of `sample`), through its own crop
+    path: PCK against the teacher's confident keypoints and against human labels, per group (`source` kind: videos
+    / LSPET)."""
     idx = np.flatnonzero(data.split == split)
+    if sample is not None and sample < len(idx):
+        idx = np.sort(np.random.default_rng(seed).choice(idx, sample, replace=False))
     pred = crop_keypoints(estimator, data, idx)
     teacher = data.teacher[idx]
     teacher_w = (teacher[:, :, 2] >= min_teacher_score) & np.isfinite(teacher[:, :, :2]).all(-1)
