@@ -24,7 +24,7 @@ import torch
 from fallwatch.pose.dark import decode_heatmaps
 from fallwatch.pose.hrnet import RGB_MEAN, RGB_STD, HRNet, HRNetSpec, count_macs
 from fallwatch.train.loop import restore, run_epoch, save_epoch
-from fallwatch.train.pose_data import AugmentSettings, CropSet, crop_keypoints, make_sample
+from fallwatch.train.pose_data import AugmentSettings, CropSet, crop_keypoints, make_sample, sample_split
 
 LYING_GROUPS = ("fallen", "falling", "horizontal", "inverted")  # people on the floor or on their way there
 
@@ -219,9 +219,7 @@ def evaluate(estimator, data: CropSet, split: str = "val", min_teacher_score: fl
     """Any PoseEstimator on the stored crops of `split` (all, or a seeded sample of `sample`), through its own crop
     path: PCK against the teacher's confident keypoints and against human labels, per group (`source` kind: videos
     / LSPET)."""
-    idx = np.flatnonzero(data.split == split)
-    if sample is not None and sample < len(idx):
-        idx = np.sort(np.random.default_rng(seed).choice(idx, sample, replace=False))
+    idx = sample_split(data, split, sample, seed)
     pred = crop_keypoints(estimator, data, idx)
     teacher = data.teacher[idx]
     teacher_w = (teacher[:, :, 2] >= min_teacher_score) & np.isfinite(teacher[:, :, :2]).all(-1)

@@ -77,6 +77,14 @@ def crop_keypoints(estimator, data: CropSet, idx: np.ndarray) -> np.ndarray:
                      for i in idx])
 
 
+def sample_split(data: CropSet, split: str, n: int | None, seed: int) -> np.ndarray:
+    """Sorted indices of a seeded sample of `n` crops of `split` (all of them when `n` is None or not smaller)."""
+    idx = np.flatnonzero(data.split == split)
+    if n is None or n >= len(idx):
+        return idx
+    return np.sort(np.random.default_rng(seed).choice(idx, n, replace=False))
+
+
 def store_transforms(boxes: np.ndarray, aspect: float, padding: float,
                      store_px: int = STORE_PX) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Frame -> stored-crop matrices (N, 2, 3), the pipeline crop size (N, 2) and box long side (N,) in stored px."""

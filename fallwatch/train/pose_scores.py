@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from fallwatch.pose.scores import ScoreCalibration
-from fallwatch.train.pose_data import CropSet, crop_keypoints
+from fallwatch.train.pose_data import CropSet, crop_keypoints, sample_split
 
 
 def crop_scores(estimator, data: CropSet, idx: np.ndarray) -> np.ndarray:
@@ -23,19 +23,14 @@ def crop_scores(estimator, data: CropSet, idx: np.ndarray) -> np.ndarray:
     return crop_keypoints(estimator, data, idx)[..., 2]
 
 
-def sample(data: CropSet, split: str, n: int, seed: int) -> np.ndarray:
-    idx = np.flatnonzero(data.split == split)
-    return np.sort(np.random.default_rng(seed).choice(idx, min(n, len(idx)), replace=False))
-
-
 def calibrate_checkpoint(checkpoint: Path, student, reference, data: CropSet, out: Path | None = None,
                          fit_crops: int = 2000, check_crops: int = 1000, seed: int = 0,
                          threshold: float = 0.2) -> dict:
     """Fit the map of `student` (a PoseEstimator on `checkpoint`, scores raw) against `reference` and write the
     checkpoint with it to `out` (default: in place, atomically). Returns what was fitted on and the check."""
-    fit_idx = sample(data, "train", fit_crops, seed)
+    fit_idx = sample_split(data, "train", fit_crops, seed)
     calibration = ScoreCalibration.fit(crop_scores(student, data, fit_idx), crop_scores(reference, data, fit_idx))
-    check_idx = sample(data, "val", check_crops, seed)
+    check_idx = sample_split(data, "val", check_crops, seed)
     raw, ref = crop_scores(student, data, check_idx), crop_scores(reference, data, check_idx)
     mapped = np.where(raw > 0, calibration(raw), 0.0)
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
