@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -43,7 +44,7 @@ from torch import nn
 
 from fallwatch.config import load_config
 from fallwatch.pose.estimator import PoseEstimator
-from fallwatch.pose.hrnet import RGB_MEAN, RGB_STD, count_macs
+from fallwatch.pose.hrnet import CropsToHeatmaps, count_macs
 from fallwatch.train.loop import run_epoch
 from fallwatch.train.pose import PoseTrainSettings, ViewBatches, evaluate, heatmap_loss, sampling_weights
 from fallwatch.train.pose_cache import load_cache
@@ -111,20 +112,19 @@ class MobileNetFPN(nn.Module):
 
 
 class HeatmapModel:
-    """The student as the pose stage calls a heatmap model: uint8 RGB crops -> sigmoid heatmaps."""
+    """The student as the pose stage calls a heatmap model: uint8 RGB crops -> sigmoid heatmaps, normalised as our
+    HRNet's crops are (`CropsToHeatmaps`)."""
 
     heatmap_offset = 0.0  # cell i sits at input pixel 4i, as in our HRNet
 
     def __init__(self, net: nn.Module, input_size: tuple[int, int]):
         self.net, self.input_size = net, input_size
-        self.mean = torch.tensor(RGB_MEAN).view(1, 3, 1, 1)
-        self.std = torch.tensor(RGB_STD).view(1, 3, 1, 1)
+        self.crops_to_heatmaps = CropsToHeatmaps(net, sigmoid=True)
 
     @torch.inference_mode()
     def __call__(self, crops: np.ndarray) -> np.ndarray:
         self.net.eval()
-        x = (torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float() - self.mean) / self.std
-        return torch.sigmoid(self.net(x)).numpy()
+        return self.crops_to_heatmaps(torch.from_numpy(np.ascontiguousarray(crops))).numpy()
 
 
 def both_splits(estimator: PoseEstimator, data, sample: int) -> dict:
@@ -168,8 +168,6 @@ def train_arm(init: str, data, s: PoseTrainSettings, pose_cfg, sample: int, weig
 
 
 def main() -> None:
-    import os
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, default=Path("runs/pose_cache"))
     parser.add_argument("--epochs", type=int, default=3)
