@@ -293,7 +293,8 @@ def run_from_args(args) -> dict:
     report["train_s"] = round(time.time() - t0, 1)
     report["score_calibration"] = calibrate_scores(args.out, cfg, data)
     report["cache"] = cache_report(args.cache, data)
-    report["heldout"] = evaluate(student_estimator(args.out, cfg), data, "val", settings.min_teacher_score,
+    as_run = replace(cfg, pose=replace(cfg.pose, flip_test=False))  # cfg is the flip-tested teacher's
+    report["heldout"] = evaluate(student_estimator(args.out, as_run), data, "val", settings.min_teacher_score,
                                  settings.pck_threshold)
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     return report
